@@ -1,0 +1,3 @@
+from archcalc.cli import app
+
+app(prog_name="archcalc")

@@ -1,0 +1,102 @@
+"""Evaluate the expectations written in a spec (``expect_*`` and ``[expect]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from archcalc.analyze import Analysis
+from archcalc.symbolic import Size, evaluate, free_names, is_number, shape_str, size_str
+
+SAMPLES = 48  # values tried per symbol when two expressions cannot be proven equal
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One assertion and whether it held; ``expected``/``actual`` are display texts."""
+
+    spec: str
+    layer: str  # "layer 1 'conv1' (Conv2d)" or "model"
+    what: str
+    expected: str
+    actual: str
+    ok: bool
+    note: str = ""
+
+
+def check_expectations(analysis: Analysis) -> list[CheckResult]:
+    """Every expectation the spec writes, in spec order, then the model-level ones."""
+    spec = analysis.spec
+    results: list[CheckResult] = []
+    for layer, result in zip(spec.layers, analysis.layers):
+        if layer.expect_shape is not None:
+            ok, note = compare_shapes(layer.expect_shape, result.out_shape, analysis)
+            results.append(CheckResult(spec.source, layer.label, "output shape",
+                                       shape_str(layer.expect_shape), _shown(result.out_shape, analysis),
+                                       ok, note))
+        if layer.expect_params is not None:
+            ok, note = compare_sizes(layer.expect_params, result.params, analysis)
+            results.append(CheckResult(spec.source, layer.label, "params", f"{layer.expect_params:,}",
+                                       _count(result.params, analysis), ok, note))
+    expect = spec.expect
+    for what, wanted, actual in (("total params", expect.total_params, analysis.total_params),
+                                 ("trainable params", expect.trainable_params,
+                                  analysis.trainable_params)):
+        if wanted is not None:
+            ok, note = compare_sizes(wanted, actual, analysis)
+            results.append(CheckResult(spec.source, "model", what, f"{wanted:,}",
+                                       _count(actual, analysis), ok, note))
+    if expect.output_shape is not None:
+        ok, note = compare_shapes(expect.output_shape, analysis.output_shape, analysis)
+        results.append(CheckResult(spec.source, "model", "output shape", shape_str(expect.output_shape),
+                                   _shown(analysis.output_shape, analysis), ok, note))
+    return results
+
+
+def _shown(shape: tuple[Size, ...], analysis: Analysis) -> str:
+    value = analysis.shape_value(shape)
+    return shape_str(value) if value == shape else f"{shape_str(shape)} = {shape_str(value)}"
+
+
+def _count(size: Size, analysis: Analysis) -> str:
+    value = analysis.value(size)
+    return f"{value:,}" if is_number(value) else size_str(value)
+
+
+def compare_shapes(expected: tuple[Size, ...], actual: tuple[Size, ...],
+                   analysis: Analysis) -> tuple[bool, str]:
+    if len(expected) != len(actual):
+        return False, f"{len(expected)} axes expected, {len(actual)} found"
+    notes = []
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        ok, note = compare_sizes(e, a, analysis)
+        if not ok:
+            return False, f"axis {i}: {note}" if note else f"axis {i} differs"
+        if note:
+            notes.append(note)
+    return True, "; ".join(sorted(set(notes)))
+
+
+def compare_sizes(expected: Size, actual: Size, analysis: Analysis) -> tuple[bool, str]:
+    """Equal as numbers, as proven-equal expressions, or (said so) at sampled values."""
+    if is_number(expected) and is_number(actual):
+        return expected == actual, ""
+    if not is_number(expected) and not is_number(actual) and sp.simplify(expected - actual) == 0:
+        return True, ""
+    e, a = evaluate(expected, analysis.values), evaluate(actual, analysis.values)
+    if is_number(e) and is_number(a):
+        where = ", ".join(f"{k}={v}" for k, v in analysis.values.items())
+        return e == a, f"at {where}"
+    names = sorted(free_names(expected) | free_names(actual))
+    for i in range(SAMPLES):
+        point = {n: analysis.ranges[n].lo + i for n in names}
+        if any(not analysis.ranges[n].contains(v) for n, v in point.items()):
+            break
+        ev, av = evaluate(expected, point), evaluate(actual, point)
+        if ev != av:
+            where = ", ".join(f"{k}={v}" for k, v in point.items())
+            return False, f"{ev} != {av} at {where}"
+    first = {n: analysis.ranges[n].lo for n in names}
+    span = ", ".join(f"{n}={v}..{v + SAMPLES - 1}" for n, v in first.items())
+    return True, f"equal at {span} (not proven for all values)"

@@ -1,0 +1,108 @@
+"""Normalization layers: BatchNorm1d/2d and LayerNorm."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from archcalc.layers.registry import (
+    INFERRED, Arg, ArgError, LayerKind, ParamCount, Step, bool_arg, float_arg, int_arg,
+    mul_str, product, register,
+)
+from archcalc.symbolic import Size, as_size, is_number, size_str
+
+
+def _bn_args() -> dict[str, Arg]:
+    return {
+        "num_features": int_arg(default=INFERRED),
+        "eps": float_arg(1e-5, lo=0.0, lo_open=True),
+        "momentum": float_arg(0.1, lo=0.0, hi=1.0),
+        "affine": bool_arg(True),
+        "track_running_stats": bool_arg(True),
+    }
+
+
+class _BatchNorm(LayerKind):
+    def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
+        step = Step(tuple(shape))
+        step.infer("num_features", args["num_features"], shape[0])
+        step.derivation.append(("shape unchanged", shape[0]))
+        return step
+
+    def params(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> ParamCount:
+        if not args["affine"]:
+            return ParamCount(0, "0 (affine = false)")
+        c = shape[0] if args["num_features"] is INFERRED else args["num_features"]
+        return ParamCount(as_size(2 * c), f"2*{mul_str(c)} (weight and bias)")
+
+    def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
+        return {**args, "num_features": shape[0]}
+
+
+@register
+class BatchNorm1d(_BatchNorm):
+    type = "BatchNorm1d"
+    args = _bn_args()
+    ranks = (1, 2)
+    rank_doc = "(C) or (C, L)"
+
+
+@register
+class BatchNorm2d(_BatchNorm):
+    type = "BatchNorm2d"
+    args = _bn_args()
+    ranks = (3,)
+    rank_doc = "(C, H, W)"
+
+
+def _normalized_shape(value: Any) -> Any:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in items):
+        raise ArgError(f"must be a positive integer or a list of them, got {value!r}")
+    return tuple(items)
+
+
+@register
+class LayerNorm(LayerKind):
+    type = "LayerNorm"
+    args = {
+        # torch requires it; archcalc infers the last axis when it is left out
+        "normalized_shape": Arg(_normalized_shape, INFERRED),
+        "eps": float_arg(1e-5, lo=0.0, lo_open=True),
+        "elementwise_affine": bool_arg(True),
+        "bias": bool_arg(True),
+    }
+    rank_doc = "(..., *normalized_shape)"
+
+    def _shape(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> tuple[Size, ...]:
+        written = args["normalized_shape"]
+        if written is INFERRED:
+            return shape[-1:]
+        if len(written) > len(shape):
+            raise ArgError(f"normalized_shape {list(written)} has more axes than the input {len(shape)}")
+        return tuple(written)
+
+    def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
+        step = Step(tuple(shape))
+        norm = self._shape(shape, args)
+        tail = shape[len(shape) - len(norm):]
+        for i, (want, have) in enumerate(zip(norm, tail)):
+            step.infer(f"normalized_shape[{i}]", want if args["normalized_shape"] is not INFERRED
+                       else INFERRED, have)
+        step.derivation.append(("shape unchanged", product(list(tail))))
+        return step
+
+    def params(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> ParamCount:
+        if not args["elementwise_affine"]:
+            return ParamCount(0, "0 (elementwise_affine = false)")
+        norm = self._shape(shape, args)
+        count = product(list(norm))
+        per = 2 if args["bias"] else 1
+        what = "weight and bias" if per == 2 else "weight"
+        return ParamCount(as_size(per * count), f"{per}*{mul_str(*norm)} ({what})")
+
+    def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
+        norm = self._shape(shape, args)
+        if not all(is_number(n) for n in norm):
+            raise ArgError(f"normalized_shape {[size_str(n) for n in norm]} is not a number")
+        return {**args, "normalized_shape": list(norm)}

@@ -1,0 +1,231 @@
+"""The layer registry: one small class per ``torch.nn`` kind, keyed by its class name.
+
+A kind knows its constructor arguments (validated once, when the spec is read), its output shape
+for an input shape (ints and sympy expressions alike), its parameter count with a human formula,
+and the keyword arguments that build the matching ``torch.nn`` module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from archcalc.symbolic import Size, as_size, is_number, size_str
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+class _Inferred:
+    def __repr__(self) -> str:
+        return "<inferred>"
+
+
+REQUIRED: Any = _Required()
+INFERRED: Any = _Inferred()  # filled in from the incoming shape; checked when written
+
+
+class ArgError(ValueError):
+    """A bad argument value; the message names what is wrong, the caller adds where."""
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One constructor argument: how to validate it and what it defaults to."""
+
+    check: Callable[[Any], Any]
+    default: Any = REQUIRED
+    doc: str = ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def int_arg(minimum: int = 1, default: Any = REQUIRED, allow_none: bool = False) -> Arg:
+    def check(value: Any) -> Any:
+        if value is None and allow_none:
+            return None
+        if not _is_int(value) or value < minimum:
+            raise ArgError(f"must be an integer >= {minimum}, got {value!r}")
+        return value
+    return Arg(check, default)
+
+
+def ntuple_arg(n: int, minimum: int = 1, default: Any = REQUIRED, allow_none: bool = False,
+               strings: tuple[str, ...] = ()) -> Arg:
+    """An int, or a list of n ints (as torch's ``_pair``/``_triple`` accept)."""
+    def check(value: Any) -> Any:
+        if value is None and allow_none:
+            return None
+        if isinstance(value, str) and value in strings:
+            return value
+        if _is_int(value):
+            items: list[Any] = [value]
+        elif isinstance(value, (list, tuple)) and len(value) == n:
+            items = list(value)
+        else:
+            also = "".join(f" or {s!r}" for s in strings)
+            raise ArgError(f"must be an integer or a list of {n} integers{also}, got {value!r}")
+        for item in items:
+            if not _is_int(item) or item < minimum:
+                raise ArgError(f"entries must be integers >= {minimum}, got {value!r}")
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+    return Arg(check, default)
+
+
+def bool_arg(default: bool) -> Arg:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ArgError(f"must be true or false, got {value!r}")
+        return value
+    return Arg(check, default)
+
+
+def float_arg(default: Any, lo: float = -math.inf, hi: float = math.inf,
+              lo_open: bool = False) -> Arg:
+    def check(value: Any) -> Any:
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ArgError(f"must be a number, got {value!r}")
+        if value < lo or value > hi or (lo_open and value == lo):
+            bound = f"> {lo}" if lo_open else f">= {lo}"
+            raise ArgError(f"must be {bound} and <= {hi}, got {value!r}")
+        return float(value)
+    return Arg(check, default)
+
+
+def choice_arg(choices: tuple[str, ...], default: str) -> Arg:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ArgError(f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    return Arg(check, default)
+
+
+def dim_arg(default: Any) -> Arg:
+    def check(value: Any) -> Any:
+        if value is None and default is None:
+            return None
+        if not _is_int(value):
+            raise ArgError(f"must be an integer axis (batch axis counted, as in torch), got {value!r}")
+        return value
+    return Arg(check, default)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A requirement on the symbols for the spec to hold: ``expr >= 1`` or ``expr == value``."""
+
+    layer_index: int
+    layer_name: str
+    what: str
+    expr: Size
+    op: str  # ">=" or "=="
+    value: int
+
+    def text(self) -> str:
+        return f"{size_str(self.expr)} {self.op} {self.value}"
+
+
+@dataclass
+class Step:
+    """What one layer does to one input shape."""
+
+    out_shape: tuple[Size, ...]
+    derivation: list[tuple[str, Size]] = field(default_factory=list)
+    conditions: list[tuple[str, Size, str, int]] = field(default_factory=list)
+
+    def need_positive(self, what: str, size: Size) -> None:
+        self.conditions.append((what, size, ">=", 1))
+
+    def infer(self, name: str, written: Any, incoming: Size) -> Size:
+        """An inferred argument takes the incoming size; a written one must agree with it.
+
+        Against a symbolic incoming size, a written number becomes a condition on the symbols.
+        """
+        if written is INFERRED:
+            return incoming
+        if is_number(incoming):
+            if written != incoming:
+                raise ArgError(f"{name} = {written} disagrees with the incoming size {incoming}")
+        else:
+            self.conditions.append((f"{name} = {written}", incoming, "==", written))
+        return as_size(written)
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    n: Size
+    formula: str
+    trainable: bool = True
+
+
+class LayerKind:
+    """Base class of a layer kind. Subclasses set ``type``/``args`` and override the rules."""
+
+    type: ClassVar[str] = ""
+    args: ClassVar[dict[str, Arg]] = {}
+    ranks: ClassVar[tuple[int, ...] | None] = None  # accepted per-sample ranks; None: any >= 1
+    rank_doc: ClassVar[str] = ""
+
+    def check_args(self, args: Mapping[str, Any]) -> None:
+        """Checks between arguments, once they are valid one by one (raise ArgError)."""
+
+    def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
+        """Output shape and derivation for a per-sample input shape."""
+        return Step(tuple(shape))
+
+    def params(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> ParamCount:
+        return ParamCount(0, "0")
+
+    def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for the torch constructor, inferred sizes filled in."""
+        return {k: v for k, v in args.items() if v is not INFERRED}
+
+    def describe(self, args: Mapping[str, Any]) -> str:
+        """A short text of the key arguments, for tables and diagrams."""
+        return ""
+
+
+REGISTRY: dict[str, LayerKind] = {}
+
+
+def register(cls: type[LayerKind]) -> type[LayerKind]:
+    REGISTRY[cls.type] = cls()
+    return cls
+
+
+def get_kind(type_name: str) -> LayerKind | None:
+    return REGISTRY.get(type_name)
+
+
+def suggest(word: str, options: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or nothing."""
+    lowered = {o.lower(): o for o in options}
+    if word.lower() in lowered:
+        return f" (did you mean {lowered[word.lower()]!r}?)"
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def mul_str(*factors: Size) -> str:
+    """``5*5*1*32``, with non-atomic factors in parentheses."""
+    parts = []
+    for f in factors:
+        text = size_str(f)
+        parts.append(text if is_number(f) or text.isidentifier() else f"({text})")
+    return "*".join(parts)
+
+
+def product(values: tuple[Size, ...] | list[Size]) -> Size:
+    result: Size = 1
+    for v in values:
+        result = as_size(result * v)
+    return result

@@ -1,0 +1,51 @@
+"""Flatten, Identity and Dropout: no parameters, shape kept or merged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from archcalc.layers.registry import (
+    ArgError, LayerKind, Step, bool_arg, dim_arg, float_arg, mul_str, product, register,
+)
+from archcalc.symbolic import Size
+
+
+@register
+class Flatten(LayerKind):
+    type = "Flatten"
+    args = {"start_dim": dim_arg(1), "end_dim": dim_arg(-1)}
+    rank_doc = "any; start_dim/end_dim count the batch axis, as in torch"
+
+    def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
+        full = len(shape) + 1  # torch counts the batch axis
+        start, end = args["start_dim"], args["end_dim"]
+        for name, dim in (("start_dim", start), ("end_dim", end)):
+            if not -full <= dim < full:
+                raise ArgError(f"{name} = {dim} is out of range for a {full}-d input "
+                               f"(batch axis included): use {-full}..{full - 1}")
+        start, end = start % full, end % full
+        if start == 0:
+            raise ArgError("start_dim = 0 would merge the batch axis into the features")
+        if end < start:
+            raise ArgError(f"end_dim = {args['end_dim']} comes before start_dim = {args['start_dim']}")
+        merged = shape[start - 1:end]
+        size = product(list(merged))
+        step = Step((*shape[:start - 1], size, *shape[end:]))
+        step.derivation.append((f"flatten: {' x '.join(mul_str(m) for m in merged)}", size))
+        return step
+
+
+@register
+class Identity(LayerKind):
+    type = "Identity"
+    args = {}
+
+
+@register
+class Dropout(LayerKind):
+    type = "Dropout"
+    args = {"p": float_arg(0.5, lo=0.0, hi=1.0), "inplace": bool_arg(False)}
+
+    def describe(self, args: Mapping[str, Any]) -> str:
+        return f"p={args['p']:g}"

@@ -1,0 +1,255 @@
+"""Everything archcalc prints: rich tables, derivations and JSON documents."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from archcalc.analyze import Analysis, LayerResult
+from archcalc.checks import CheckResult
+from archcalc.symbolic import Size, is_number, shape_str, size_str
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that honours NO_COLOR and COLUMNS and never wraps long derivations oddly."""
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
+    return Console(stderr=stderr, width=width, highlight=False)
+
+
+def error_line(message: str) -> None:
+    make_console(stderr=True).print(Text(f"error: {message}", style="red"))
+
+
+def warning_line(message: str) -> None:
+    make_console(stderr=True).print(Text(f"warning: {message}", style="yellow"))
+
+
+def count_text(size: Size) -> str:
+    return f"{size:,}" if is_number(size) else size_str(size)
+
+
+def _values_label(analysis: Analysis) -> str:
+    return ", ".join(f"{k}={v}" for k, v in analysis.values.items() if k in analysis.symbols)
+
+
+def _symbolic(analysis: Analysis) -> bool:
+    return bool(analysis.symbols)
+
+
+# --------------------------------------------------------------------------- tables
+
+def shapes_table(analysis: Analysis, verified: dict[str, str] | None = None) -> Table:
+    """The layer table: index, name, type, input, output (and its value), params, trainable."""
+    table = Table(title=_title(analysis), title_justify="left", box=box.SIMPLE_HEAD)
+    for column, justify in (("#", "right"), ("name", "left"), ("type", "left"),
+                            ("input", "left"), ("output", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    show_values = _symbolic(analysis) and analysis.bound
+    if show_values:
+        table.add_column(f"output ({_values_label(analysis)})")
+    table.add_column("params", justify="right")
+    table.add_column("trainable", justify="right")
+    if verified is not None:
+        table.add_column("torch")
+    for row in analysis.layers:
+        cells = [str(row.index), row.name, _type_cell(row), shape_str(row.in_shape),
+                 shape_str(row.out_shape)]
+        if show_values:
+            cells.append(shape_str(analysis.shape_value(row.out_shape)))
+        cells += [count_text(analysis.value(row.params)), count_text(analysis.value(row.trainable_params))]
+        if verified is not None:
+            cells.append(verified.get(row.name, ""))
+        table.add_row(*cells)
+    return table
+
+
+def params_table(analysis: Analysis, verified: dict[str, str] | None = None) -> Table:
+    """Parameters per layer with the formula and the share of the total."""
+    table = Table(title=_title(analysis), title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right")
+    table.add_column("name")
+    table.add_column("type")
+    table.add_column("formula")
+    table.add_column("params", justify="right")
+    table.add_column("trainable", justify="right")
+    table.add_column("share", justify="right")
+    if verified is not None:
+        table.add_column("torch")
+    total = analysis.value(analysis.total_params)
+    for row in analysis.layers:
+        value = analysis.value(row.params)
+        share = f"{100 * value / total:.1f}%" if is_number(value) and is_number(total) and total else ""
+        cells = [str(row.index), row.name, _type_cell(row), row.params_formula if row.params != 0 else "",
+                 count_text(value), count_text(analysis.value(row.trainable_params)), share]
+        if verified is not None:
+            cells.append(verified.get(row.name, ""))
+        table.add_row(*cells)
+    return table
+
+
+def _type_cell(row: LayerResult) -> str:
+    return f"{row.type} {row.description}".rstrip()
+
+
+def _title(analysis: Analysis) -> str:
+    spec = analysis.spec
+    return f"{spec.name}: input {shape_str(analysis.input_shape)}" + (
+        f" ({_values_label(analysis)})" if _values_label(analysis) else "")
+
+
+def totals_lines(analysis: Analysis) -> list[str]:
+    total = analysis.value(analysis.total_params)
+    trainable = analysis.value(analysis.trainable_params)
+    lines = [f"Total params: {count_text(total)}", f"Trainable params: {count_text(trainable)}"]
+    if is_number(total) and is_number(trainable):
+        lines.append(f"Non-trainable params: {total - trainable:,}")
+    lines.extend(condition_lines(analysis))
+    return lines
+
+
+def condition_lines(analysis: Analysis) -> list[str]:
+    """The conditions on the symbols, as ranges where they involve one symbol."""
+    if not analysis.symbols:
+        return []
+    lines = ["Valid for: " + ", ".join(analysis.ranges[s].text(s) for s in analysis.symbols)]
+    multi = [c for c in analysis.conditions if len(c.expr.free_symbols) > 1]  # type: ignore[union-attr]
+    lines.extend(f"  and {c.text()}  ({c.layer_name}: {c.what})" for c in multi)
+    unbound = [s for s in analysis.symbols if s not in analysis.values]
+    if unbound:
+        lines.append(f"Unbound: {', '.join(unbound)} (give values with --set NAME=INT)")
+    return lines
+
+
+def print_shapes(analysis: Analysis, explain: bool, verified: dict[str, str] | None = None) -> None:
+    console = make_console()
+    console.print(shapes_table(analysis, verified))
+    for line in totals_lines(analysis):
+        console.print(line)
+    if explain:
+        console.print()
+        for line in explain_lines(analysis, shapes=True):
+            console.print(line)
+
+
+def print_params(analysis: Analysis, explain: bool, verified: dict[str, str] | None = None) -> None:
+    console = make_console()
+    console.print(params_table(analysis, verified))
+    for line in totals_lines(analysis):
+        console.print(line)
+    if explain:
+        console.print()
+        for line in explain_lines(analysis, shapes=False):
+            console.print(line)
+
+
+def explain_lines(analysis: Analysis, shapes: bool) -> list[str]:
+    """The derivation a student writes by hand, layer by layer."""
+    lines: list[str] = []
+    terms: list[str] = []
+    for row in analysis.layers:
+        if not shapes and row.params == 0:
+            continue
+        head = f"{row.index}. {row.name} ({_type_cell(row)}): {shape_str(row.in_shape)} -> {shape_str(row.out_shape)}"
+        lines.append(head)
+        if shapes:
+            for text, result in row.derivation:
+                lines.append(f"   {text} = {_with_value(result, analysis)}")
+        if row.params != 0:
+            lines.append(f"   params: {row.params_formula} = {_with_value(row.params, analysis)}")
+            terms.append(count_text(analysis.value(row.params)).replace(",", ""))
+    if terms:
+        total = analysis.value(analysis.total_params)
+        lines.append(f"total: {' + '.join(terms)} = {count_text(total).replace(',', '')}")
+    return lines
+
+
+def _with_value(size: Size, analysis: Analysis) -> str:
+    value = analysis.value(size)
+    if is_number(size) or not is_number(value):
+        return size_str(size)
+    return f"{size_str(size)} = {value} ({_values_label(analysis)})"
+
+
+# --------------------------------------------------------------------------- JSON
+
+def _json_size(size: Size) -> int | str:
+    return size if is_number(size) else size_str(size)  # type: ignore[return-value]
+
+
+def analysis_document(analysis: Analysis) -> dict[str, Any]:
+    """The JSON document of ``shapes --json`` and ``params --json`` (values substituted)."""
+    def shape(s: Sequence[Size]) -> list[int | str]:
+        return [_json_size(analysis.value(x)) for x in s]
+
+    return {
+        "model": analysis.spec.name,
+        "spec": analysis.spec.source,
+        "input_shape": shape(analysis.input_shape),
+        "symbols": {s: analysis.values.get(s) for s in analysis.symbols},
+        "valid": {s: {"min": analysis.ranges[s].lo, "max": analysis.ranges[s].hi}
+                  for s in analysis.symbols},
+        "conditions": [{"layer": c.layer_name, "what": c.what, "condition": c.text()}
+                       for c in analysis.conditions],
+        "layers": [{
+            "index": row.index, "name": row.name, "type": row.type,
+            "input_shape": shape(row.in_shape), "output_shape": shape(row.out_shape),
+            "params": _json_size(analysis.value(row.params)),
+            "trainable_params": _json_size(analysis.value(row.trainable_params)),
+            "params_formula": row.params_formula,
+        } for row in analysis.layers],
+        "total_params": _json_size(analysis.value(analysis.total_params)),
+        "trainable_params": _json_size(analysis.value(analysis.trainable_params)),
+    }
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- checks
+
+def checks_table(spec_name: str, results: Iterable[CheckResult]) -> Table:
+    table = Table(title=spec_name, title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("layer", "check", "expected", "actual", "result"):
+        table.add_column(column)
+    for r in results:
+        status = Text("ok", style="green") if r.ok else Text("FAILED", style="bold red")
+        if r.note:
+            status.append(f" ({r.note})", style="dim")
+        table.add_row(r.layer, r.what, r.expected, r.actual, status)
+    return table
+
+
+def print_checks(groups: list[tuple[str, list[CheckResult]]], errors: list[str]) -> None:
+    console = make_console()
+    for name, results in groups:
+        console.print(checks_table(name, results))
+    for message in errors:
+        console.print(Text(f"error: {message}", style="red"))
+    console.print(summary_line(groups, errors))
+
+
+def summary_line(groups: list[tuple[str, list[CheckResult]]], errors: list[str]) -> str:
+    n_checks = sum(len(r) for _, r in groups)
+    failed = sum(1 for _, rs in groups for r in rs if not r.ok)
+    specs = len(groups) + len(errors)
+    line = f"{specs} spec{'s' if specs != 1 else ''}, {n_checks} checks, {failed} failed"
+    return line + (f", {len(errors)} could not be read" if errors else "")
+
+
+def checks_document(groups: list[tuple[str, list[CheckResult]]], errors: list[str]) -> dict[str, Any]:
+    return {
+        "specs": [{"spec": name, "checks": [r.__dict__ for r in results],
+                   "failed": sum(1 for r in results if not r.ok)} for name, results in groups],
+        "errors": errors,
+        "checks": sum(len(r) for _, r in groups),
+        "failed": sum(1 for _, rs in groups for r in rs if not r.ok),
+    }

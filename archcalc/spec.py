@@ -1,0 +1,310 @@
+"""Read a TOML spec once, validate it, and turn it into frozen dataclasses.
+
+Errors name the file and line, the layer (index and name) and the bad value.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from archcalc.errors import SpecError
+from archcalc.layers import REGISTRY
+from archcalc.layers.registry import REQUIRED, ArgError, suggest
+from archcalc.symbolic import IDENTIFIER, RESERVED_NAMES, ExprSyntaxError, Size, parse_size_expr
+
+TOP_LEVEL = ("model", "input", "symbols", "layers", "expect", "train", "lint")
+LAYER_KEYS = ("type", "name", "expect_shape", "expect_params", "trainable")
+EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
+BUNDLED = ("speech_cnn", "speech_ffnn")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One validated layer: its torch type, its arguments (defaults filled) and expectations."""
+
+    index: int  # 1-based position in the spec
+    name: str
+    type: str
+    args: Mapping[str, Any]
+    written: frozenset[str]  # argument names the spec wrote (the rest are torch's defaults)
+    expect_shape: tuple[Size, ...] | None = None
+    expect_params: int | None = None
+    trainable: bool = True
+    line: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"layer {self.index} {self.name!r} ({self.type})"
+
+
+@dataclass(frozen=True)
+class Expectations:
+    total_params: int | None = None
+    trainable_params: int | None = None
+    output_shape: tuple[Size, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole model as read from a spec file."""
+
+    source: str
+    name: str
+    description: str
+    input_shape: tuple[int | str, ...]
+    symbols: Mapping[str, int]  # default values from [symbols]
+    layers: tuple[LayerSpec, ...]
+    expect: Expectations = field(default_factory=Expectations)
+    train: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    lint: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def symbol_names(self) -> tuple[str, ...]:
+        return tuple(s for s in self.input_shape if isinstance(s, str))
+
+    def layer(self, name: str) -> LayerSpec | None:
+        return next((layer for layer in self.layers if layer.name == name), None)
+
+
+def bundled_spec(name: str) -> Path:
+    """The path of a spec shipped with the package (``speech_cnn``, ``speech_ffnn``)."""
+    path = Path(str(resources.files("archcalc") / "specs" / f"{name}.toml"))
+    if not path.is_file():
+        raise SpecError(f"no bundled spec named {name!r}{suggest(name, list(BUNDLED))}")
+    return path
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", source=str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a spec file", source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read: {exc}", source=str(path)) from None
+    return parse_spec(text, display_path(path), default_name=path.stem)
+
+
+def display_path(path: Path) -> str:
+    """How a spec is named in messages: relative to the working directory when inside it."""
+    bundled = Path(str(resources.files("archcalc") / "specs")).resolve()
+    resolved = path.resolve()
+    if resolved.parent == bundled and not Path.cwd().resolve() in resolved.parents:
+        return f"<bundled>/{path.name}"
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def parse_spec(text: str, source: str = "<spec>", default_name: str = "model") -> ModelSpec:
+    """Validate the text of a spec; ``source`` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        where = f"{source}:{line.group(1)}" if line else source
+        raise SpecError(f"invalid TOML: {exc}", source=where) from None
+    return _Reader(text, source).read(data, default_name)
+
+
+class _Reader:
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.lines = text.splitlines()
+        self.layer_lines = [i + 1 for i, line in enumerate(self.lines)
+                            if re.match(r"\s*\[\[\s*layers\s*\]\]", line)]
+
+    # -- locating values in the text, for messages
+    def line_of(self, key: str, after: int | None = None) -> int | None:
+        start = after or 0
+        for i in range(start, len(self.lines)):
+            if i > start and after is not None and re.match(r"\s*\[", self.lines[i]):
+                return None
+            if re.match(rf"\s*{re.escape(key)}\s*=", self.lines[i]):
+                return i + 1
+        return None
+
+    def fail(self, message: str, line: int | None = None) -> SpecError:
+        return SpecError(message, source=f"{self.source}:{line}" if line else self.source)
+
+    def _check_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], what: str,
+                    line: int | None = None) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(f"unknown key {key!r} in {what}{suggest(key, list(allowed))}",
+                                self.line_of(key, line) or line)
+
+    def read(self, data: dict[str, Any], default_name: str) -> ModelSpec:
+        for key in data:
+            if key not in TOP_LEVEL:
+                raise self.fail(f"unknown table [{key}]{suggest(key, list(TOP_LEVEL))}")
+        model = self._table(data, "model")
+        self._check_keys(model, ("name", "description"), "[model]")
+        name = model.get("name", default_name)
+        if not isinstance(name, str) or not name:
+            raise self.fail(f"[model] name must be a non-empty string, got {name!r}",
+                            self.line_of("name"))
+        description = model.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail(f"[model] description must be a string, got {description!r}")
+        input_shape = self._input(data)
+        symbols = self._symbols(data, input_shape)
+        layers_raw = data.get("layers")
+        if not isinstance(layers_raw, list) or not layers_raw:
+            raise self.fail("a spec needs at least one [[layers]] entry")
+        layers: list[LayerSpec] = []
+        names: set[str] = set()
+        for i, raw in enumerate(layers_raw, start=1):
+            layer = self._layer(i, raw, set(symbols) | set(s for s in input_shape if isinstance(s, str)))
+            if layer.name in names:
+                raise self.fail(f"{layer.label}: duplicate layer name {layer.name!r}", layer.line)
+            names.add(layer.name)
+            layers.append(layer)
+        expect = self._expect(data, input_shape)
+        return ModelSpec(
+            source=self.source, name=name, description=description, input_shape=input_shape,
+            symbols=MappingProxyType(symbols), layers=tuple(layers), expect=expect,
+            train=MappingProxyType(self._table(data, "train")),
+            lint=MappingProxyType(self._table(data, "lint")),
+        )
+
+    def _table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(f"[{key}] must be a table, got {value!r}", self.line_of(key))
+        return value
+
+    def _input(self, data: dict[str, Any]) -> tuple[int | str, ...]:
+        table = self._table(data, "input")
+        self._check_keys(table, ("shape",), "[input]")
+        shape = table.get("shape")
+        line = self.line_of("shape")
+        if not isinstance(shape, list) or not shape:
+            raise self.fail(f"[input] shape must be a non-empty list of sizes (batch axis left out), "
+                            f"got {shape!r}", line)
+        for entry in shape:
+            if isinstance(entry, str):
+                if not IDENTIFIER.match(entry) or entry in RESERVED_NAMES:
+                    raise self.fail(f"[input] shape entry {entry!r} is not a valid symbol name", line)
+            elif isinstance(entry, bool) or not isinstance(entry, int) or entry < 1:
+                raise self.fail(f"[input] shape entries must be positive integers or symbol names, "
+                                f"got {entry!r}", line)
+        return tuple(shape)
+
+    def _symbols(self, data: dict[str, Any], input_shape: tuple[int | str, ...]) -> dict[str, int]:
+        table = self._table(data, "symbols")
+        known = [s for s in input_shape if isinstance(s, str)]
+        for key, value in table.items():
+            line = self.line_of(key)
+            if key not in known:
+                raise self.fail(f"[symbols] {key!r} is not a symbol of the input shape"
+                                f"{suggest(key, known)}", line)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise self.fail(f"[symbols] {key} must be a positive integer, got {value!r}", line)
+        return dict(table)
+
+    def _layer(self, index: int, raw: Any, symbols: set[str]) -> LayerSpec:
+        line = self.layer_lines[index - 1] if index <= len(self.layer_lines) else None
+        if not isinstance(raw, dict):
+            raise self.fail(f"layer {index} must be a table, got {raw!r}", line)
+        type_name = raw.get("type")
+        if not isinstance(type_name, str):
+            raise self.fail(f"layer {index}: missing 'type' (a torch.nn class name such as 'Conv2d')",
+                            line)
+        kind = REGISTRY.get(type_name)
+        if kind is None:
+            raise self.fail(f"layer {index}: unknown layer type {type_name!r}"
+                            f"{suggest(type_name, sorted(REGISTRY))}", self.line_of("type", line))
+        name = raw.get("name", f"{type_name.lower()}_{index}")
+        if not isinstance(name, str) or not name or "." in name:
+            raise self.fail(f"layer {index}: name must be a non-empty string without '.', got {name!r}",
+                            self.line_of("name", line))
+        label = f"layer {index} {name!r} ({type_name})"
+        args: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in LAYER_KEYS:
+                continue
+            if key not in kind.args:
+                known = sorted(kind.args) + list(LAYER_KEYS)
+                valid = ", ".join(sorted(kind.args)) or "none"
+                raise self.fail(f"{label}: unknown argument {key!r}{suggest(key, known)}; "
+                                f"{type_name} takes: {valid}", self.line_of(key, line))
+            try:
+                args[key] = kind.args[key].check(value)
+            except ArgError as exc:
+                raise self.fail(f"{label}: {key} {exc}", self.line_of(key, line)) from None
+        for key, spec in kind.args.items():
+            if key not in args:
+                if spec.default is REQUIRED:
+                    raise self.fail(f"{label}: missing required argument {key!r}", line)
+                args[key] = spec.default
+        try:
+            kind.check_args(args)
+        except ArgError as exc:
+            raise self.fail(f"{label}: {exc}", line) from None
+        return LayerSpec(
+            index=index, name=name, type=type_name, args=MappingProxyType(args),
+            written=frozenset(k for k in raw if k not in LAYER_KEYS),
+            expect_shape=self._shape_value(raw.get("expect_shape"), symbols, f"{label}: expect_shape",
+                                           self.line_of("expect_shape", line)),
+            expect_params=self._count(raw.get("expect_params"), f"{label}: expect_params",
+                                      self.line_of("expect_params", line)),
+            trainable=self._bool(raw.get("trainable", True), f"{label}: trainable", line),
+            line=line,
+        )
+
+    def _shape_value(self, value: Any, symbols: set[str], what: str,
+                     line: int | None) -> tuple[Size, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value:
+            raise self.fail(f"{what} must be a list of sizes, got {value!r}", line)
+        out: list[Size] = []
+        for entry in value:
+            if isinstance(entry, str):
+                try:
+                    out.append(parse_size_expr(entry, symbols))
+                except ExprSyntaxError as exc:
+                    raise self.fail(f"{what}: {exc}", line) from None
+            elif isinstance(entry, int) and not isinstance(entry, bool) and entry >= 1:
+                out.append(entry)
+            else:
+                raise self.fail(f"{what} entries must be positive integers or expressions, "
+                                f"got {entry!r}", line)
+        return tuple(out)
+
+    def _count(self, value: Any, what: str, line: int | None) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(f"{what} must be a non-negative integer, got {value!r}", line)
+        return value
+
+    def _bool(self, value: Any, what: str, line: int | None) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(f"{what} must be true or false, got {value!r}", line)
+        return value
+
+    def _expect(self, data: dict[str, Any], input_shape: tuple[int | str, ...]) -> Expectations:
+        table = self._table(data, "expect")
+        head = next((i for i, s in enumerate(self.lines) if re.match(r"\s*\[\s*expect\s*\]", s)), None)
+        self._check_keys(table, EXPECT_KEYS, "[expect]", head)
+        symbols = {s for s in input_shape if isinstance(s, str)}
+        return Expectations(
+            total_params=self._count(table.get("total_params"), "[expect] total_params",
+                                     self.line_of("total_params", head)),
+            trainable_params=self._count(table.get("trainable_params"), "[expect] trainable_params",
+                                         self.line_of("trainable_params", head)),
+            output_shape=self._shape_value(table.get("output_shape"), symbols,
+                                           "[expect] output_shape", self.line_of("output_shape", head)),
+        )
