@@ -120,6 +120,7 @@ def analyze(spec: ModelSpec, overrides: Mapping[str, int] | None = None) -> Anal
         total = as_size(total + result.params)
         trainable = as_size(trainable + result.trainable_params)
         shape = result.out_shape
+    tracker.check_values()
     return Analysis(spec=spec, values=values, layers=tuple(results),
                     conditions=tuple(tracker.conditions), ranges=dict(tracker.ranges),
                     total_params=total, trainable_params=trainable, input_shape=input_shape)
@@ -156,6 +157,7 @@ class _Conditions:
         self.values = values
         self.conditions: list[Condition] = []
         self.ranges: dict[str, SymbolRange] = {s: SymbolRange() for s in spec.symbol_names}
+        self.located: dict[int, tuple[LayerSpec, str]] = {}
 
     def add(self, cond: Condition, layer: LayerSpec, where: str) -> None:
         if is_number(cond.expr):
@@ -166,12 +168,20 @@ class _Conditions:
         if len(names) == 1:
             self._narrow(next(iter(names)), cond, layer, where)
         self.conditions.append(cond)
-        value = evaluate(cond.expr, self.values)
-        if is_number(value) and not _holds(value, cond.op, cond.value):
-            bound = ", ".join(f"{k}={v}" for k, v in self.values.items() if k in names)
-            need = ", ".join(self.ranges[n].text(n) for n in sorted(names))
-            raise ShapeError(f"{layer.label}: {cond.what} is {size_str(cond.expr)} = {value} "
-                             f"for {bound}; needs {cond.op} {cond.value} ({need})", source=where)
+        self.located[id(cond)] = (layer, where)
+
+    def check_values(self) -> None:
+        """With every condition known, the first one the bound values break is an error."""
+        for cond in self.conditions:
+            value = evaluate(cond.expr, self.values)
+            if is_number(value) and not _holds(value, cond.op, cond.value):
+                layer, where = self.located[id(cond)]
+                names = sorted(free_names(cond.expr))
+                bound = ", ".join(f"{k}={v}" for k, v in self.values.items() if k in names)
+                need = ", ".join(self.ranges[n].text(n) for n in names)
+                raise ShapeError(f"{layer.label}: {cond.what} is {size_str(cond.expr)} = {value} "
+                                 f"for {bound}; needs {cond.op} {cond.value} (valid: {need})",
+                                 source=where)
 
     def _narrow(self, name: str, cond: Condition, layer: LayerSpec, where: str) -> None:
         old = self.ranges[name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -25,11 +26,12 @@ def make_console(stderr: bool = False) -> Console:
 
 
 def error_line(message: str) -> None:
-    make_console(stderr=True).print(Text(f"error: {message}", style="red"))
+    """One line on stderr, never wrapped, so scripts and CI logs can grep it."""
+    make_console(stderr=True).print(Text(f"error: {message}", style="red"), soft_wrap=True)
 
 
 def warning_line(message: str) -> None:
-    make_console(stderr=True).print(Text(f"warning: {message}", style="yellow"))
+    make_console(stderr=True).print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
 
 
 def count_text(size: Size) -> str:
@@ -49,14 +51,16 @@ def _symbolic(analysis: Analysis) -> bool:
 def shapes_table(analysis: Analysis, verified: dict[str, str] | None = None) -> Table:
     """The layer table: index, name, type, input, output (and its value), params, trainable."""
     table = Table(title=_title(analysis), title_justify="left", box=box.SIMPLE_HEAD)
-    for column, justify in (("#", "right"), ("name", "left"), ("type", "left"),
-                            ("input", "left"), ("output", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("type")
+    table.add_column("input", overflow="fold")
+    table.add_column("output", overflow="fold")
     show_values = _symbolic(analysis) and analysis.bound
     if show_values:
-        table.add_column(f"output ({_values_label(analysis)})")
-    table.add_column("params", justify="right")
-    table.add_column("trainable", justify="right")
+        table.add_column(f"output ({_values_label(analysis)})", overflow="fold")
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("trainable", justify="right", no_wrap=True)
     if verified is not None:
         table.add_column("torch")
     for row in analysis.layers:
@@ -74,13 +78,13 @@ def shapes_table(analysis: Analysis, verified: dict[str, str] | None = None) -> 
 def params_table(analysis: Analysis, verified: dict[str, str] | None = None) -> Table:
     """Parameters per layer with the formula and the share of the total."""
     table = Table(title=_title(analysis), title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("#", justify="right")
-    table.add_column("name")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", no_wrap=True)
     table.add_column("type")
-    table.add_column("formula")
-    table.add_column("params", justify="right")
-    table.add_column("trainable", justify="right")
-    table.add_column("share", justify="right")
+    table.add_column("formula", overflow="fold")
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("trainable", justify="right", no_wrap=True)
+    table.add_column("share", justify="right", no_wrap=True)
     if verified is not None:
         table.add_column("torch")
     total = analysis.value(analysis.total_params)
@@ -218,14 +222,23 @@ def print_json(document: Any) -> None:
 
 def checks_table(spec_name: str, results: Iterable[CheckResult]) -> Table:
     table = Table(title=spec_name, title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("layer", "check", "expected", "actual", "result"):
-        table.add_column(column)
+    table.add_column("layer", no_wrap=True)
+    table.add_column("check")
+    table.add_column("expected", overflow="fold")
+    table.add_column("actual", overflow="fold")
+    table.add_column("result")
     for r in results:
         status = Text("ok", style="green") if r.ok else Text("FAILED", style="bold red")
         if r.note:
             status.append(f" ({r.note})", style="dim")
-        table.add_row(r.layer, r.what, r.expected, r.actual, status)
+        table.add_row(_short_label(r.layer), r.what, r.expected, r.actual, status)
     return table
+
+
+def _short_label(label: str) -> str:
+    """``layer 1 'conv1' (Conv2d)`` -> ``1 conv1``, to keep check tables narrow."""
+    match = re.fullmatch(r"layer (\d+) '(.*)' \((\w+)\)", label)
+    return f"{match.group(1)} {match.group(2)}" if match else label
 
 
 def print_checks(groups: list[tuple[str, list[CheckResult]]], errors: list[str]) -> None:

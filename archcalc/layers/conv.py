@@ -90,14 +90,14 @@ class _Conv(_Windowed):
         if args["padding"] == "same":
             step = Step(())
             step.out_shape = (args["out_channels"], *shape[1:])
-            step.derivation.append((f"C: out_channels = {args['out_channels']}", args["out_channels"]))
+            step.derivation.append(("C: out_channels", args["out_channels"]))
             for axis, name in enumerate(AXES[self.dims]):
                 step.derivation.append((f"{name}: padding='same' keeps the size", shape[1 + axis]))
             pads = [(d[a] * (k[a] - 1) // 2, d[a] * (k[a] - 1) - d[a] * (k[a] - 1) // 2)
                     for a in range(self.dims)]
         else:
             step = window_step(shape, self.dims, k, s, p, d, False, args["out_channels"],
-                               f"out_channels = {args['out_channels']}")
+                               "out_channels")
             pads = [(x, x) for x in p]
         self._padding_mode_conditions(step, shape, pads, args["padding_mode"])
         cin = step.infer("in_channels", args["in_channels"], shape[0])

@@ -24,8 +24,7 @@ class Linear(LayerKind):
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
         step = Step((*shape[:-1], args["out_features"]))
         step.infer("in_features", args["in_features"], shape[-1])
-        step.derivation.append((f"last axis: out_features = {args['out_features']}",
-                                args["out_features"]))
+        step.derivation.append(("last axis: out_features", args["out_features"]))
         return step
 
     def params(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> ParamCount:
