@@ -56,7 +56,7 @@ class _Windowed(LayerKind):
         stride = args.get("stride")
         s = k if stride is None else ntuple(stride, n)
         padding = args.get("padding", 0)
-        p = (0,) * n if padding == "valid" else ntuple(padding, n)  # "same" handled by Conv
+        p = (0,) * n if isinstance(padding, str) else ntuple(padding, n)  # "same": see _Conv
         d = ntuple(args.get("dilation", 1), n)
         return k, s, p, d
 
@@ -120,7 +120,8 @@ class _Conv(_Windowed):
     def params(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> ParamCount:
         k = ntuple(args["kernel_size"], self.dims)
         cin = shape[0] if args["in_channels"] is INFERRED else args["in_channels"]
-        cin_per_group = as_size(cin / args["groups"]) if args["groups"] > 1 else cin
+        groups = args["groups"]
+        cin_per_group = cin // groups if is_number(cin) else as_size(cin / groups)
         cout = args["out_channels"]
         weight = as_size(product(k) * cin_per_group * cout)
         formula = mul_str(*k, cin_per_group, cout)
@@ -164,8 +165,13 @@ class _Pool(_Windowed):
 
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
         k, s, p, d = self.windows(args)
-        return window_step(shape, self.dims, k, s, p, d, args["ceil_mode"], shape[0],
-                           "unchanged")
+        step = window_step(shape, self.dims, k, s, p, d, args["ceil_mode"], shape[0], "unchanged")
+        if self.type == "AvgPool3d":
+            # torch's avg_pool3d also checks the unpadded input against the kernel
+            for axis, name in enumerate(AXES[3]):
+                step.conditions.append((f"{name} (input, at least kernel_size {k[axis]})",
+                                        shape[1 + axis], ">=", k[axis]))
+        return step
 
     def describe(self, args: Mapping[str, Any]) -> str:
         k, s, p, _ = self.windows(args)
