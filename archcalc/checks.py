@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from archcalc.analyze import Analysis
+from archcalc.analysis import Analysis
 from archcalc.symbolic import Size, evaluate, free_names, is_number, shape_str, size_str
 
 SAMPLES = 48  # values tried per symbol when two expressions cannot be proven equal

@@ -71,7 +71,7 @@ def resolve_spec(path: Path | None) -> Path:
 
 
 def _load(path: Path | None, overrides: list[str] | None):  # type: ignore[no-untyped-def]
-    from archcalc.analyze import analyze, parse_assignments
+    from archcalc.analysis import analyze, parse_assignments
     from archcalc.spec import load_spec
 
     values = parse_assignments(overrides)
@@ -79,7 +79,7 @@ def _load(path: Path | None, overrides: list[str] | None):  # type: ignore[no-un
 
 
 def _verified(analysis: Any) -> dict[str, str]:
-    from archcalc.crosscheck import crosscheck
+    from archcalc.torchcheck import crosscheck
 
     report = crosscheck(analysis)
     report.raise_if_failed()
@@ -143,7 +143,7 @@ def check(specs: Annotated[Optional[list[str]], typer.Argument(
               "--no-torch", help="Only the spec's own expectations; do not build the model.")] = False,
           set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Assert every expectation in the specs (and cross-check with torch); exit 1 on a mismatch."""
-    from archcalc.analyze import analyze, parse_assignments
+    from archcalc.analysis import analyze, parse_assignments
     from archcalc.checks import check_expectations
     from archcalc.spec import load_spec
 
@@ -157,7 +157,7 @@ def check(specs: Annotated[Optional[list[str]], typer.Argument(
             analysis = analyze(spec, {k: v for k, v in values.items() if k in spec.symbol_names})
             results = check_expectations(analysis)
             if not no_torch:
-                from archcalc.crosscheck import crosscheck
+                from archcalc.torchcheck import crosscheck
 
                 results += crosscheck(analysis).results
         except ArchcalcError as exc:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from archcalc.analyze import Analysis, LayerResult
+from archcalc.analysis import Analysis, LayerResult
 from archcalc.checks import CheckResult
 from archcalc.symbolic import Size, is_number, shape_str, size_str
 
@@ -246,7 +246,7 @@ def print_checks(groups: list[tuple[str, list[CheckResult]]], errors: list[str])
     for name, results in groups:
         console.print(checks_table(name, results))
     for message in errors:
-        console.print(Text(f"error: {message}", style="red"))
+        console.print(Text(f"error: {message}", style="red"), soft_wrap=True)
     console.print(summary_line(groups, errors))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archcalc.analyze import analyze
+from archcalc.analysis import analyze
 from archcalc.errors import ShapeError
 from archcalc.spec import parse_spec
 from archcalc.symbolic import evaluate

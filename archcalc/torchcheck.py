@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archcalc.analyze import Analysis, analyze
-from archcalc.build import import_torch, make_module
+from archcalc.analysis import Analysis, analyze
+from archcalc.torchbuild import import_torch, make_module
 from archcalc.checks import CheckResult, check_expectations
 from archcalc.errors import ArchcalcError, CheckError, TorchMissingError
 from archcalc.symbolic import Size, evaluate, is_number, shape_str

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from archcalc.analyze import Analysis, analyze
+from archcalc.analysis import Analysis, analyze
 from archcalc.errors import ShapeError, TorchMissingError
 from archcalc.layers import get_kind
 from archcalc.layers.registry import INFERRED, ArgError
