@@ -16,7 +16,7 @@ from rich.text import Text
 
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.checks import CheckResult
-from archcalc.symbolic import Size, is_number, shape_str, size_str
+from archcalc.symbolic import Size, compact_shape, compact_str, is_number, shape_str, size_str
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -35,7 +35,10 @@ def warning_line(message: str) -> None:
 
 
 def count_text(size: Size) -> str:
-    return f"{size:,}" if is_number(size) else size_str(size)
+    return f"{size:,}" if is_number(size) else compact_str(size)
+
+
+NARROW = 100  # below this width the input column (the previous row's output) is left out
 
 
 def _values_label(analysis: Analysis) -> str:
@@ -48,13 +51,16 @@ def _symbolic(analysis: Analysis) -> bool:
 
 # --------------------------------------------------------------------------- tables
 
-def shapes_table(analysis: Analysis, verified: dict[str, str] | None = None) -> Table:
+def shapes_table(analysis: Analysis, verified: dict[str, str] | None = None,
+                 width: int = 120) -> Table:
     """The layer table: index, name, type, input, output (and its value), params, trainable."""
     table = Table(title=_title(analysis), title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("name", no_wrap=True)
     table.add_column("type")
-    table.add_column("input", overflow="fold")
+    show_input = width >= NARROW
+    if show_input:
+        table.add_column("input", overflow="fold")
     table.add_column("output", overflow="fold")
     show_values = _symbolic(analysis) and analysis.bound
     if show_values:
@@ -64,10 +70,12 @@ def shapes_table(analysis: Analysis, verified: dict[str, str] | None = None) -> 
     if verified is not None:
         table.add_column("torch")
     for row in analysis.layers:
-        cells = [str(row.index), row.name, _type_cell(row), shape_str(row.in_shape),
-                 shape_str(row.out_shape)]
+        cells = [str(row.index), row.name, _type_cell(row)]
+        if show_input:
+            cells.append(compact_shape(row.in_shape))
+        cells.append(compact_shape(row.out_shape))
         if show_values:
-            cells.append(shape_str(analysis.shape_value(row.out_shape)))
+            cells.append(compact_shape(analysis.shape_value(row.out_shape)))
         cells += [count_text(analysis.value(row.params)), count_text(analysis.value(row.trainable_params))]
         if verified is not None:
             cells.append(verified.get(row.name, ""))
@@ -91,12 +99,17 @@ def params_table(analysis: Analysis, verified: dict[str, str] | None = None) -> 
     for row in analysis.layers:
         value = analysis.value(row.params)
         share = f"{100 * value / total:.1f}%" if is_number(value) and is_number(total) and total else ""
-        cells = [str(row.index), row.name, _type_cell(row), row.params_formula if row.params != 0 else "",
+        cells = [str(row.index), row.name, _type_cell(row),
+                 _formula(row),
                  count_text(value), count_text(analysis.value(row.trainable_params)), share]
         if verified is not None:
             cells.append(verified.get(row.name, ""))
         table.add_row(*cells)
     return table
+
+
+def _formula(row: LayerResult) -> str:
+    return row.params_formula if row.params != 0 else ""
 
 
 def _type_cell(row: LayerResult) -> str:
@@ -105,7 +118,7 @@ def _type_cell(row: LayerResult) -> str:
 
 def _title(analysis: Analysis) -> str:
     spec = analysis.spec
-    return f"{spec.name}: input {shape_str(analysis.input_shape)}" + (
+    return f"{spec.name}: input {compact_shape(analysis.input_shape)}" + (
         f" ({_values_label(analysis)})" if _values_label(analysis) else "")
 
 
@@ -134,7 +147,7 @@ def condition_lines(analysis: Analysis) -> list[str]:
 
 def print_shapes(analysis: Analysis, explain: bool, verified: dict[str, str] | None = None) -> None:
     console = make_console()
-    console.print(shapes_table(analysis, verified))
+    console.print(shapes_table(analysis, verified, console.width))
     for line in totals_lines(analysis):
         console.print(line)
     if explain:

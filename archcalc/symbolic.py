@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Union
 
 import sympy as sp
+from sympy.printing.str import StrPrinter
 
 Size = Union[int, sp.Expr]
 
@@ -59,6 +60,27 @@ def size_str(size: Size) -> str:
 
 def shape_str(shape: Iterable[Size]) -> str:
     return "[" + ", ".join(size_str(s) for s in shape) + "]"
+
+
+class _CompactPrinter(StrPrinter):
+    """Tables print floor(x) as ⌊x⌋ and ceiling(x) as ⌈x⌉, which keeps narrow columns legible."""
+
+    def _print_floor(self, expr: sp.Expr) -> str:
+        return f"⌊{self._print(expr.args[0])}⌋"
+
+    def _print_ceiling(self, expr: sp.Expr) -> str:
+        return f"⌈{self._print(expr.args[0])}⌉"
+
+
+_COMPACT = _CompactPrinter()
+
+
+def compact_str(size: Size) -> str:
+    return str(size) if isinstance(size, int) else _COMPACT.doprint(size)
+
+
+def compact_shape(shape: Iterable[Size]) -> str:
+    return "[" + ", ".join(compact_str(s) for s in shape) + "]"
 
 
 def evaluate(size: Size, values: Mapping[str, int]) -> Size:
