@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sympy as sp
-
 from archcalc.analysis import Analysis
-from archcalc.symbolic import Size, evaluate, free_names, is_number, shape_str, size_str
+from archcalc.symbolic import Size, evaluate, free_names, is_number, shape_str, size_str, sp
 
 SAMPLES = 48  # values tried per symbol when two expressions cannot be proven equal
 

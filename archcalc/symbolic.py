@@ -13,12 +13,26 @@ import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from functools import lru_cache
-from typing import Union
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Union
 
-import sympy as sp
-from sympy.printing.str import StrPrinter
+if TYPE_CHECKING:
+    import sympy
 
-Size = Union[int, sp.Expr]
+Size = Union[int, "sympy.Expr"]
+
+
+class _LazySympy(ModuleType):
+    """sympy, imported on first use: a spec without symbols never needs it (saves ~0.3 s)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import sympy
+
+        globals()["sp"] = sympy
+        return getattr(sympy, name)
+
+
+sp: Any = _LazySympy("sympy")
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RESERVED_NAMES = frozenset({"floor", "ceil", "min", "max"})
@@ -55,28 +69,42 @@ def free_names(size: Size) -> set[str]:
 
 def size_str(size: Size) -> str:
     """The text of a size: digits, or sympy's printing of the expression."""
-    return str(size)
+    return str(size) if isinstance(size, int) else _expr_str(size)
+
+
+@lru_cache(maxsize=4096)
+def _expr_str(expr: Any) -> str:
+    # a size is printed several times (a row's input is the previous row's output): print once
+    return str(expr)
 
 
 def shape_str(shape: Iterable[Size]) -> str:
     return "[" + ", ".join(size_str(s) for s in shape) + "]"
 
 
-class _CompactPrinter(StrPrinter):
-    """Tables print floor(x) as ⌊x⌋ and ceiling(x) as ⌈x⌉, which keeps narrow columns legible."""
+@lru_cache(maxsize=1)
+def _compact_printer() -> Any:
+    from sympy.printing.str import StrPrinter
 
-    def _print_floor(self, expr: sp.Expr) -> str:
-        return f"⌊{self._print(expr.args[0])}⌋"
+    class CompactPrinter(StrPrinter):  # type: ignore[misc]
+        """Tables print floor(x) as ⌊x⌋ and ceiling(x) as ⌈x⌉: narrow columns stay legible."""
 
-    def _print_ceiling(self, expr: sp.Expr) -> str:
-        return f"⌈{self._print(expr.args[0])}⌉"
+        def _print_floor(self, expr: Any) -> str:
+            return f"⌊{self._print(expr.args[0])}⌋"
 
+        def _print_ceiling(self, expr: Any) -> str:
+            return f"⌈{self._print(expr.args[0])}⌉"
 
-_COMPACT = _CompactPrinter()
+    return CompactPrinter()
 
 
 def compact_str(size: Size) -> str:
-    return str(size) if isinstance(size, int) else _COMPACT.doprint(size)
+    return str(size) if isinstance(size, int) else _compact_expr_str(size)
+
+
+@lru_cache(maxsize=4096)
+def _compact_expr_str(expr: Any) -> str:
+    return _compact_printer().doprint(expr)
 
 
 def compact_shape(shape: Iterable[Size]) -> str:

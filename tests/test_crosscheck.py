@@ -173,3 +173,11 @@ def test_random_specs_cross_check_clean(arch):
         return
     report = crosscheck(analysis)
     assert not report.failed, report.failed
+
+
+def test_examples_run():
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    str(ROOT / "examples" / "test_model_specs.py")], check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "api.py")], check=True,
+                         capture_output=True, text=True).stdout
+    assert "total 346067" in out and "cross-check failures: 0" in out
