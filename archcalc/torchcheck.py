@@ -73,8 +73,8 @@ def crosscheck(analysis: Analysis, model: Any = None) -> CrossCheckReport:
     torch = import_torch()
     try:
         import torchinfo
-    except ImportError:
-        raise TorchMissingError("torchinfo is not installed; install it with "
+    except ImportError as exc:
+        raise TorchMissingError(f"torchinfo cannot be imported ({exc}); install it with "
                                 "pip install 'archcalc[torch]' (or use --no-torch)") from None
     report = CrossCheckReport(points=check_points(analysis))
     mismatches: dict[str, CheckResult] = {}
