@@ -1,37 +1,19 @@
-"""Everything archcalc prints: rich tables, derivations and JSON documents."""
+"""Spec output: layer tables, derivations, check tables and their JSON documents."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.checks import CheckResult
+from archcalc.render.console import make_console
 from archcalc.symbolic import Size, compact_shape, compact_str, is_number, shape_str, size_str
-
-
-def make_console(stderr: bool = False) -> Console:
-    """A console that honours NO_COLOR and COLUMNS and never wraps long derivations oddly."""
-    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
-    return Console(stderr=stderr, width=width, highlight=False)
-
-
-def error_line(message: str) -> None:
-    """One line on stderr, never wrapped, so scripts and CI logs can grep it."""
-    make_console(stderr=True).print(Text(f"error: {message}", style="red"), soft_wrap=True)
-
-
-def warning_line(message: str) -> None:
-    make_console(stderr=True).print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
 
 
 def count_text(size: Size) -> str:
@@ -235,10 +217,6 @@ def analysis_document(analysis: Analysis) -> dict[str, Any]:
         "total_params": _json_size(analysis.value(analysis.total_params)),
         "trainable_params": _json_size(analysis.value(analysis.trainable_params)),
     }
-
-
-def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- checks

@@ -1,0 +1,56 @@
+"""Data set summaries and WAV preparation reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich import box
+from rich.table import Table
+
+from archcalc.data.arrays import SPLITS, SpeechData
+from archcalc.render.console import make_console
+
+
+def data_document(data: SpeechData) -> dict[str, Any]:
+    """Split sizes, class balance and feature statistics, as plain data."""
+    doc: dict[str, Any] = {"source": data.source, "classes": list(data.classes),
+                           "feature_shape": list(data.feature_shape), "digest": data.digest(), "splits": {}}
+    for split in SPLITS:
+        x, y = data.X[split], data.y[split]
+        counts = np.bincount(y, minlength=len(data.classes))
+        doc["splits"][split] = {
+            "n": int(y.shape[0]),
+            "per_class": {c: int(n) for c, n in zip(data.classes, counts)},
+            "mean": float(x.mean(dtype=np.float64)), "std": float(x.std(dtype=np.float64)),
+            "min": float(x.min()), "max": float(x.max()),
+        }
+    return doc
+
+
+def print_data_info(data: SpeechData) -> None:
+    doc = data_document(data)
+    console = make_console()
+    table = Table(title=f"{doc['source']}  (features {' x '.join(map(str, doc['feature_shape']))}, "
+                        f"digest {doc['digest']})", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("split")
+    table.add_column("n", justify="right")
+    for name in data.classes:
+        table.add_column(name, justify="right")
+    for column in ("mean", "std", "min", "max"):
+        table.add_column(column, justify="right")
+    for split, row in doc["splits"].items():
+        table.add_row(split, f"{row['n']:,}", *[f"{row['per_class'][c]:,}" for c in data.classes],
+                      *[f"{row[k]:.2f}" for k in ("mean", "std", "min", "max")])
+    console.print(table)
+
+
+def print_prepare_report(report: Any, out: str) -> None:
+    console = make_console()
+    used = ", ".join(f"{split} {n:,}" for split, n in report.used.items())
+    console.print(f"wrote {out}: {used}")
+    if report.skipped:
+        total = sum(report.skipped.values())
+        console.print(f"skipped {total:,} file{'s' if total != 1 else ''}:")
+        for reason, count in sorted(report.skipped.items()):
+            console.print(f"  {count:,} {reason} (e.g. {report.examples[reason]})", soft_wrap=True)
