@@ -47,3 +47,30 @@ def plot_examples(data: SpeechData, path: str | Path, per_class: int = 4, split:
                 ax.set_ylabel(name)
     fig.suptitle(f"log-mel features ({split}): {x.shape[1]} frames x {x.shape[2]} mel bins")
     return save_figure(fig, path)
+
+
+def plot_curves(doc: dict[str, Any], path: str | Path) -> Path:
+    """The course report's Figure 1: loss and accuracy against iteration, SGD vs Adam, per model."""
+    plt = _pyplot()
+    models = list(dict.fromkeys(run["model"] for run in doc["runs"]))
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.4 * max(1, len(models))), squeeze=False)
+    colors = {"sgd": "tab:blue", "adam": "tab:orange"}
+    for row, model in enumerate(models):
+        loss_ax, acc_ax = axes[row]
+        for run in (r for r in doc["runs"] if r["model"] == model):
+            res = run["result"]
+            c, name = res["curves"], {"sgd": "SGD", "adam": "Adam"}.get(res["optimizer"], res["optimizer"])
+            color = colors.get(res["optimizer"])
+            loss_ax.plot(c["iteration"], c["train_loss"], color=color, alpha=0.55, lw=1, label=f"{name} train")
+            loss_ax.plot(c["val_iteration"], c["val_loss"], color=color, lw=1.8, label=f"{name} validation")
+            acc_ax.plot(c["iteration"], c["train_acc"], color=color, alpha=0.55, lw=1, label=f"{name} train")
+            acc_ax.plot(c["val_iteration"], c["val_acc"], color=color, lw=1.8, label=f"{name} validation")
+        loss_ax.set_title(f"{model}: loss")
+        acc_ax.set_title(f"{model}: accuracy")
+        for ax in (loss_ax, acc_ax):
+            ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        acc_ax.set_ylim(0, 1)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,263 @@
+"""The benchmark protocol: every model x every optimizer, trained and timed, results on disk.
+
+``results.json`` is rewritten atomically after every finished run, so an interrupted bench keeps
+every finished run and ``--resume`` skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from archcalc import __version__
+from archcalc.analysis import analyze
+from archcalc.atomic import write_text
+from archcalc.data.arrays import SPLITS, SpeechData
+from archcalc.errors import DataError, ShapeError, UsageError
+from archcalc.spec import ModelSpec
+
+SCHEMA_VERSION = 1
+TRAIN_KEYS = ("epochs", "batch_size", "seed", "sgd_lr", "sgd_momentum", "sgd_weight_decay", "adam_lr",
+              "adam_weight_decay")
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """A spec ready to train: its input shape bound to the data, its head decided."""
+
+    spec: ModelSpec
+    input_shape: tuple[int, ...]
+    values: dict[str, int]
+    drop_softmax: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.spec.name + (" (logits)" if self.drop_softmax else "")
+
+    @property
+    def ends_in_softmax(self) -> bool:
+        return self.spec.layers[-1].type == "Softmax"
+
+
+@dataclass
+class BenchRun:
+    """One run's identity and its training result."""
+
+    id: str
+    model: str
+    spec: str
+    head: str
+    result: dict[str, Any]
+
+
+@dataclass
+class BenchState:
+    """What results.json holds; updated and written after every run."""
+
+    out_dir: Path
+    doc: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def done_ids(self) -> set[str]:
+        return {r["id"] for r in self.doc["runs"]}
+
+    def save(self) -> None:
+        write_text(self.out_dir / "results.json", json.dumps(self.doc, indent=2) + "\n")
+
+
+def plan_models(specs: list[ModelSpec], data: SpeechData, heads: list[str]) -> list[ModelPlan]:
+    """Bind each spec's input to the data's feature shape and check its output against the classes."""
+    plans = []
+    for spec in specs:
+        shape, values = bind_input(spec, data.feature_shape, data.source)
+        analysis = analyze(spec, values)
+        out = tuple(analysis.value(s) for s in analysis.output_shape)
+        if out != (len(data.classes),):
+            raise ShapeError(f"{spec.name} ends with output shape {list(out)}, but the data has "
+                             f"{len(data.classes)} classes ({', '.join(data.classes)})", source=spec.source)
+        for head in heads:
+            drop = head == "logits"
+            if drop and spec.layers[-1].type != "Softmax":
+                continue  # nothing to drop: one run is enough
+            plans.append(ModelPlan(spec, shape, values, drop))
+    return plans
+
+
+def bind_input(spec: ModelSpec, feature_shape: tuple[int, ...], source: str) -> tuple[tuple[int, ...], dict[str, int]]:
+    """Match ``[1, 101, 40]`` (or ``[1, "T", 40]``) to features of shape (101, 40)."""
+    shape = list(spec.input_shape)
+    if len(shape) == len(feature_shape) + 1 and shape[0] == 1:
+        shape = shape[1:]
+        lead: tuple[int, ...] = (1,)
+    else:
+        lead = ()
+    if len(shape) != len(feature_shape):
+        raise DataError(f"features of shape {list(feature_shape)} do not fit the input "
+                        f"{list(spec.input_shape)} of {spec.source}", source=source)
+    values: dict[str, int] = {}
+    for want, have in zip(shape, feature_shape):
+        if isinstance(want, str):
+            if values.setdefault(want, have) != have:
+                raise DataError(f"symbol {want} would be both {values[want]} and {have}", source=source)
+        elif want != have:
+            raise DataError(f"features of shape {list(feature_shape)} do not fit the input "
+                            f"{list(spec.input_shape)} of {spec.source}", source=source)
+    return lead + tuple(feature_shape), values
+
+
+def train_settings(spec: ModelSpec) -> dict[str, Any]:
+    """The spec's ``[train]`` table, validated."""
+    from archcalc.layers.registry import suggest
+
+    table = dict(spec.train)
+    for key, value in table.items():
+        if key not in TRAIN_KEYS:
+            raise UsageError(f"[train] has no key {key!r}{suggest(key, list(TRAIN_KEYS))}", source=spec.source)
+        kind = int if key in ("epochs", "batch_size", "seed") else float
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            raise UsageError(f"[train] {key} must be {'an integer' if kind is int else 'a number'}, "
+                             f"got {value!r}", source=spec.source)
+        if key in ("epochs", "batch_size") and value < 1:
+            raise UsageError(f"[train] {key} must be >= 1, got {value}", source=spec.source)
+    return table
+
+
+def config_for(base: Any, plan: ModelPlan, optimizer: str, overrides: dict[str, Any]) -> Any:
+    """The run's TrainConfig: command-line flags over the spec's [train] over the defaults."""
+    table = train_settings(plan.spec)
+    settings: dict[str, Any] = {k: table[k] for k in ("epochs", "batch_size", "seed") if k in table}
+    for name, field_name in (("lr", "lr"), ("momentum", "momentum"), ("weight_decay", "weight_decay")):
+        key = f"{optimizer}_{name}"
+        if key in table:
+            settings[field_name] = float(table[key])
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(base, optimizer=optimizer, **settings)
+
+
+def environment(device: str) -> dict[str, Any]:
+    import torch
+
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(0)
+    else:
+        name = _cpu_name()
+    return {"device": device, "device_name": name, "torch_version": torch.__version__,
+            "cuda_version": torch.version.cuda, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "archcalc_version": __version__}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def new_document(data: SpeechData, data_time_s: float, device: str, protocol: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "complete": False,
+        "environment": environment(device),
+        "data": {"source": data.source, "digest": data.digest(), "classes": list(data.classes),
+                 "sizes": data.sizes(), "feature_shape": list(data.feature_shape),
+                 "preparation_time_s": data_time_s, **({"meta": data.meta} if data.meta else {})},
+        "protocol": protocol,
+        "runs": [],
+    }
+
+
+def load_state(out_dir: Path, resume: bool, data: SpeechData, doc: dict[str, Any]) -> BenchState:
+    """A fresh state, or the one in ``out_dir/results.json`` when resuming (same data required)."""
+    path = out_dir / "results.json"
+    if resume and path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"cannot resume: {exc}", source=str(path)) from None
+        if old.get("data", {}).get("digest") != data.digest():
+            raise DataError(f"cannot resume: those runs used other data (digest "
+                            f"{old.get('data', {}).get('digest')}, now {data.digest()})", source=str(path))
+        old["complete"] = False
+        return BenchState(out_dir, old)
+    return BenchState(out_dir, doc)
+
+
+RunProgress = Callable[[str], Callable[[dict[str, Any]], None]]
+
+
+def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, base: Any,
+              overrides: dict[str, Any], state: BenchState,
+              progress: RunProgress | None = None,
+              on_run: Callable[[BenchRun, bool], None] | None = None) -> BenchState:
+    """Train every plan with every optimizer, saving results.json after each run."""
+    import torch
+
+    from archcalc.torchbuild import build_from_analysis
+    from archcalc.train import to_device, train
+
+    device_data = {}
+    for plan in plans:
+        for optimizer in optimizers:
+            run_id = f"{plan.spec.name}/{optimizer}" + ("/logits" if plan.drop_softmax else "")
+            if run_id in state.done_ids:
+                if on_run:
+                    on_run(BenchRun(run_id, plan.label, plan.spec.source, "", {}), True)
+                continue
+            config = config_for(base, plan, optimizer, overrides)
+            key = (plan.input_shape, config.channels_last)
+            if key not in device_data:
+                device_data[key] = to_device(data, plan.input_shape, config.device, config.channels_last)
+            torch.manual_seed(config.seed)  # before the model is built: the same initial weights
+            model = build_from_analysis(analyze(plan.spec, plan.values))
+            if plan.drop_softmax:
+                model = torch.nn.Sequential(OrderedDict(list(model.named_children())[:-1]))
+            torch.manual_seed(config.seed)  # and before the run's shuffling and dropout
+            result = train(model, device_data[key], config, progress(run_id) if progress else None)
+            run = BenchRun(run_id, plan.label, plan.spec.source,
+                           "logits" if plan.drop_softmax or not plan.ends_in_softmax else "softmax",
+                           asdict(result))
+            state.doc["normalization"] = {"mean": device_data[key].mean, "std": device_data[key].std}
+            state.doc["runs"].append(asdict(run))
+            state.save()
+            if on_run:
+                on_run(run, False)
+    state.doc["complete"] = True
+    state.save()
+    return state
+
+
+def softmax_warning(plans: list[ModelPlan]) -> str | None:
+    names = sorted({p.spec.name for p in plans if p.ends_in_softmax and not p.drop_softmax})
+    if not names:
+        return None
+    return (f"{', '.join(names)} end{'s' if len(names) == 1 else ''} in Softmax and "
+            "cross-entropy applies softmax again, so the model trains through two softmaxes (as the "
+            "course report did). Drop the final Softmax to train on logits: --drop-final-softmax, or "
+            "--both-heads to compare.")
+
+
+def fmt_hms(seconds: float) -> str:
+    """``h:mm:ss.ffffff``, the course report's format (6 h 10 min -> 6:10:00.000000)."""
+    whole = int(seconds)
+    micro = int(round((seconds - whole) * 1_000_000))
+    if micro == 1_000_000:
+        whole, micro = whole + 1, 0
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}.{micro:06d}"
+
+
+def split_sizes(data: SpeechData) -> str:
+    return "/".join(f"{data.sizes()[s]:,}" for s in SPLITS)
+

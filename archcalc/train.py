@@ -1,0 +1,277 @@
+"""The training loop: fast by construction, exact in what it records.
+
+The whole data set lives on the device as one tensor; each epoch draws one permutation from a
+seeded generator and indexes batches out of it (no DataLoader, no workers). Per-iteration loss and
+accuracy stay on the device until the end of the epoch (one synchronization per epoch, not one per
+batch). The timer covers the training steps only: the device is synchronized around it, and
+evaluation, compilation and data preparation are timed separately.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from archcalc.data.arrays import SPLITS, SpeechData
+from archcalc.errors import DataError, UsageError
+
+DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
+DEFAULT_WEIGHT_DECAY = {"sgd": 1e-5, "adam": 0.0}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One run's protocol; the defaults are the course report's."""
+
+    optimizer: str = "sgd"
+    lr: float | None = None  # None: 0.01 for SGD, 0.001 (torch's default) for Adam
+    momentum: float = 0.9  # SGD only
+    weight_decay: float | None = None  # None: 1e-5 for SGD, 0 for Adam
+    epochs: int = 50
+    batch_size: int = 1024
+    seed: int = 0
+    device: str = "cpu"
+    amp: str = "off"  # "off" or "bf16" (autocast)
+    channels_last: bool = True
+    compile: bool = False
+    val_every: int = 1  # validate every N iterations; 0: at the end of each epoch only
+
+    @property
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def resolved_weight_decay(self) -> float:
+        return self.weight_decay if self.weight_decay is not None else DEFAULT_WEIGHT_DECAY[self.optimizer]
+
+
+@dataclass
+class Curves:
+    iteration: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_iteration: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    """Everything a run measured; ``asdict`` of it is one entry of results.json."""
+
+    optimizer: str
+    config: dict[str, Any]
+    params: int
+    test_accuracy: float
+    test_loss: float
+    train_time_s: float
+    eval_time_s: float
+    compile_time_s: float
+    samples_per_s: float
+    time_per_epoch_s: float
+    peak_memory_bytes: int
+    peak_memory_kind: str
+    curves: Curves
+    epochs: list[dict[str, float]]
+
+
+@dataclass
+class DeviceData:
+    """Normalized features and labels on the device, per split."""
+
+    X: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+    mean: float
+    std: float
+
+
+def to_device(data: SpeechData, input_shape: tuple[int, ...], device: str, channels_last: bool) -> DeviceData:
+    """Normalize with the training set's global mean and std, reshape to the spec's input, move."""
+    train = data.X["train"]
+    mean, std = float(train.mean(dtype=np.float64)), float(train.std(dtype=np.float64))
+    if std == 0:
+        raise DataError("the training features are constant (standard deviation 0)", source=data.source)
+    X, y = {}, {}
+    for split in SPLITS:
+        x = torch.from_numpy((data.X[split] - mean) / std).float().reshape(-1, *input_shape)
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        X[split] = x.to(device)
+        y[split] = torch.from_numpy(data.y[split]).long().to(device)
+    return DeviceData(X, y, mean, std)
+
+
+def bf16_supported(device: str) -> bool:
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.resolved_lr, momentum=config.momentum,
+                               weight_decay=config.resolved_weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.resolved_lr, weight_decay=config.resolved_weight_decay)
+    raise UsageError(f"unknown optimizer {config.optimizer!r}: use sgd or adam")
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _autocast(config: TrainConfig) -> Any:
+    if config.amp == "bf16":
+        return torch.autocast(device_type=config.device.split(":")[0], dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+             batch: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean loss, accuracy) as 0-d tensors on the device: no synchronization here."""
+    model.eval()
+    loss_sum = torch.zeros((), device=X.device)
+    correct = torch.zeros((), device=X.device)
+    with torch.inference_mode(), _autocast(config):
+        for start in range(0, X.shape[0], batch):
+            out = model(X[start:start + batch]).float()
+            target = y[start:start + batch]
+            loss_sum += nn.functional.cross_entropy(out, target, reduction="sum")
+            correct += (out.argmax(1) == target).sum()
+    model.train()
+    return loss_sum / X.shape[0], correct / X.shape[0]
+
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def train(model: nn.Module, data: DeviceData, config: TrainConfig, progress: Progress | None = None
+          ) -> TrainResult:
+    """Train ``model`` in place with cross-entropy and return what was measured."""
+    device = config.device
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    optimizer = make_optimizer(model, config)
+    step_model, compile_s = _maybe_compile(model, data, config, optimizer)
+    generator = torch.Generator().manual_seed(config.seed)  # the shuffling: seeded for every run
+    n = data.X["train"].shape[0]
+    per_epoch = (n + config.batch_size - 1) // config.batch_size
+    curves, epochs = Curves(), []
+    train_s = eval_s = 0.0
+    iteration = 0
+    model.train()
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(n, generator=generator).to(device)
+        losses, corrects, sizes = [], [], []
+        val_points: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        _sync(device)
+        started = time.perf_counter()
+        for start in range(0, n, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            xb, yb = data.X["train"][idx], data.y["train"][idx]
+            with _autocast(config):
+                out = step_model(xb)
+                loss = nn.functional.cross_entropy(out.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+            corrects.append((out.detach().argmax(1) == yb).sum())
+            sizes.append(yb.shape[0])
+            iteration += 1
+            last = start + config.batch_size >= n
+            if (config.val_every and iteration % config.val_every == 0) or last:
+                _sync(device)
+                train_s += time.perf_counter() - started
+                t_eval = time.perf_counter()
+                val_points.append((iteration, *evaluate(model, data.X["val"], data.y["val"], config)))
+                _sync(device)
+                eval_s += time.perf_counter() - t_eval
+                started = time.perf_counter()
+        record = _record_epoch(epoch, iteration - per_epoch, losses, corrects, sizes, val_points, curves)
+        epochs.append(record)
+        if progress:
+            progress({**record, "epochs": config.epochs, "samples_per_s": epoch * n / max(train_s, 1e-9)})
+    t_eval = time.perf_counter()
+    test_loss, test_acc = (float(v) for v in evaluate(model, data.X["test"], data.y["test"], config))
+    eval_s += time.perf_counter() - t_eval
+    memory, kind = _peak_memory(device)
+    return TrainResult(
+        optimizer=config.optimizer, config=_config_dict(config), params=sum(p.numel() for p in model.parameters()),
+        test_accuracy=test_acc, test_loss=test_loss, train_time_s=train_s, eval_time_s=eval_s,
+        compile_time_s=compile_s, samples_per_s=config.epochs * n / max(train_s, 1e-9),
+        time_per_epoch_s=train_s / config.epochs, peak_memory_bytes=memory, peak_memory_kind=kind,
+        curves=curves, epochs=epochs)
+
+
+def _record_epoch(epoch: int, first: int, losses: list[torch.Tensor], corrects: list[torch.Tensor],
+                  sizes: list[int], val_points: list[tuple[int, torch.Tensor, torch.Tensor]],
+                  curves: Curves) -> dict[str, float]:
+    """Move one epoch's numbers to the host at once (a single synchronization)."""
+    loss_values = torch.stack(losses).float().cpu().tolist()
+    correct_values = torch.stack(corrects).float().cpu().tolist()
+    acc_values = [c / s for c, s in zip(correct_values, sizes)]
+    curves.iteration.extend(range(first + 1, first + 1 + len(loss_values)))
+    curves.train_loss.extend(loss_values)
+    curves.train_acc.extend(acc_values)
+    for it, v_loss, v_acc in val_points:
+        curves.val_iteration.append(it)
+        curves.val_loss.append(float(v_loss))
+        curves.val_acc.append(float(v_acc))
+    total = sum(sizes)
+    return {"epoch": epoch,
+            "train_loss": sum(v * s for v, s in zip(loss_values, sizes)) / total,
+            "train_acc": sum(correct_values) / total,
+            "val_loss": curves.val_loss[-1], "val_acc": curves.val_acc[-1]}
+
+
+def _maybe_compile(model: nn.Module, data: DeviceData, config: TrainConfig,
+                   optimizer: torch.optim.Optimizer) -> tuple[Any, float]:
+    """torch.compile with one warm-up step, timed on its own; the weights are restored after it."""
+    if not config.compile:
+        return model, 0.0
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    opt_state = optimizer.state_dict()
+    compiled = torch.compile(model)
+    start = time.perf_counter()
+    xb, yb = data.X["train"][:config.batch_size], data.y["train"][:config.batch_size]
+    with _autocast(config):
+        loss = nn.functional.cross_entropy(compiled(xb).float(), yb)
+    loss.backward()
+    _sync(config.device)
+    elapsed = time.perf_counter() - start
+    model.load_state_dict(state)
+    optimizer.load_state_dict(opt_state)
+    optimizer.zero_grad(set_to_none=True)
+    return compiled, elapsed
+
+
+def _peak_memory(device: str) -> tuple[int, str]:
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated()), "cuda max_memory_allocated"
+    # ru_maxrss is in KiB on Linux, bytes on macOS
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if platform.system() == "Darwin" else rss * 1024), "process peak RSS"
+
+
+def _config_dict(config: TrainConfig) -> dict[str, Any]:
+    d = asdict(config)
+    d["lr"], d["weight_decay"] = config.resolved_lr, config.resolved_weight_decay
+    return d
