@@ -102,7 +102,8 @@ def to_device(data: SpeechData, input_shape: tuple[int, ...], device: str, chann
         raise DataError("the training features are constant (standard deviation 0)", source=data.source)
     X, y = {}, {}
     for split in SPLITS:
-        x = torch.from_numpy((data.X[split] - mean) / std).float().reshape(-1, *input_shape)
+        # normalized in float64, stored as float32
+        x = torch.from_numpy((data.X[split].astype(np.float64) - mean) / std).float().reshape(-1, *input_shape)
         if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         X[split] = x.to(device)
