@@ -330,6 +330,9 @@ def bench(
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (timed apart).")]
     = False,
     threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads.")] = None,
+    micro_batch: Annotated[int, typer.Option(
+        min=-1, help="Accumulate each batch over slices of N samples (-1: auto, 32 for conv models "
+                     "without BatchNorm on a CPU; 0: off). Same gradient, cache-sized activations.")] = -1,
     val_every: Annotated[int, typer.Option(min=0, help="Validate every N iterations (0: once per epoch).")]
     = 1,
     drop_final_softmax: Annotated[bool, typer.Option(
@@ -365,7 +368,7 @@ def bench(
     dataset = _bench_data(data, 600 if quick and synth_n is None else synth_n or 9000)
     data_s = time.perf_counter() - start
     _run_bench(specs, dataset, data_s, optimizers, run_device, amp, channels_last, compile_, threads,
-               val_every, "logits" if drop_final_softmax else "both" if both_heads else "spec",
+               val_every, micro_batch, "logits" if drop_final_softmax else "both" if both_heads else "spec",
                {"epochs": epochs if epochs is not None else (2 if quick else None), "batch_size": batch_size,
                 "seed": seed}, out_dir, resume is not None, json_)
 
@@ -408,7 +411,8 @@ def _bench_data(path: Path | None, synth_n: int) -> Any:
 
 
 def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[str], device: str, amp: str,
-               channels_last: bool, compile_: bool, threads: int | None, val_every: int, heads: str,
+               channels_last: bool, compile_: bool, threads: int | None, val_every: int, micro_batch: int,
+               heads: str,
                overrides: dict[str, Any], out_dir: Path, resume: bool, json_: bool) -> None:
     import json
 
@@ -431,10 +435,11 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
     if use_amp == "bf16" and not bf16_supported(device):
         raise UsageError(f"--amp bf16: this {device} does not support bfloat16")
     base = TrainConfig(device=device, amp=use_amp, channels_last=channels_last, compile=compile_,
-                       val_every=val_every)
+                       val_every=val_every, micro_batch=micro_batch)
     base = protocol.config_for(base, plans[0], "sgd", overrides) if plans else base
     described = {"epochs": base.epochs, "batch_size": base.batch_size, "seed": base.seed, "amp": use_amp,
                  "channels_last": channels_last, "compile": compile_, "val_every": val_every,
+                 "micro_batch": "auto" if micro_batch < 0 else micro_batch,
                  "optimizers": optimizers, "loss": "cross-entropy", "heads": heads,
                  "normalization": "training set global mean and standard deviation"}
     state = protocol.load_state(out_dir, resume, dataset,
