@@ -64,7 +64,7 @@ def test_curves_go_down_on_an_easy_set():
     assert len(result.curves.iteration) == 8 * 5 and len(result.curves.val_iteration) == 8
 
 
-def naive_weights(spec_name: str, data: SpeechData, steps: int) -> dict[str, torch.Tensor]:
+def naive_weights(spec_name: str, data: SpeechData, steps: int, batch: int = 32) -> dict[str, torch.Tensor]:
     """The textbook loop: DataLoader, shuffle, SGD; fp32."""
     torch.manual_seed(0)
     model = build(load_spec(bundled_spec(spec_name)))
@@ -74,7 +74,7 @@ def naive_weights(spec_name: str, data: SpeechData, steps: int) -> dict[str, tor
     # (DataLoader(shuffle=True) would draw a worker seed from the generator first)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).tolist()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.from_numpy(data.y["train"])),
-                                         batch_size=32, sampler=order)
+                                         batch_size=batch, sampler=order)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-5)
     for i, (xb, yb) in enumerate(loader):
         if i == steps:
@@ -85,14 +85,28 @@ def naive_weights(spec_name: str, data: SpeechData, steps: int) -> dict[str, tor
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_fast_loop_changes_speed_not_maths(channels_last):
+@pytest.mark.parametrize("channels_last,micro_batch", [(False, 0), (True, 0), (False, 16), (True, 16)])
+def test_fast_loop_changes_speed_not_maths(channels_last, micro_batch):
     data = easy_data(n=96)
-    expected = naive_weights("speech_cnn", data, steps=3)
-    config = TrainConfig(epochs=1, batch_size=32, amp="off", channels_last=channels_last, val_every=0)
-    model, _ = run("speech_cnn", config, data)  # 96 / 32 = 3 steps
+    expected = naive_weights("speech_cnn", data, steps=2, batch=48)
+    config = TrainConfig(epochs=1, batch_size=48, amp="off", channels_last=channels_last, val_every=0,
+                         micro_batch=micro_batch)
+    model, _ = run("speech_cnn", config, data)  # 96 / 48 = 2 steps, each over 3 slices of 16
     for name, value in model.state_dict().items():
         assert torch.allclose(value, expected[name], rtol=1e-4, atol=1e-5), name
+
+
+def test_micro_batch_is_automatic_only_where_it_keeps_the_maths():
+    from archcalc.train import auto_micro_batch
+
+    cnn, ffnn = build(load_spec(bundled_spec("speech_cnn"))), build(load_spec(bundled_spec("speech_ffnn")))
+    assert auto_micro_batch(cnn, "cpu") == 32
+    assert auto_micro_batch(cnn, "cuda") == 0  # nothing to gain on a GPU
+    assert auto_micro_batch(ffnn, "cpu") == 0  # GEMMs prefer the whole batch
+    text = (SPECS / "speech_cnn.toml").read_text().replace(
+        'name = "relu1"\ntype = "ReLU"', 'name = "bn1"\ntype = "BatchNorm2d"')
+    assert "BatchNorm2d" in text
+    assert auto_micro_batch(build(parse_spec(text, "bn.toml")), "cpu") == 0  # batch statistics
 
 
 def test_end_to_end_bench_writes_results(cli, easy_npz, tmp_path):
