@@ -89,27 +89,90 @@ def _verified(analysis: Any) -> dict[str, str]:
 @app.command()
 @reports_errors
 def shapes(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
-           explain: ExplainOpt = False, verify: VerifyOpt = False) -> None:
+           explain: ExplainOpt = False, verify: VerifyOpt = False,
+           rf: Annotated[bool, typer.Option("--rf", help="Receptive field, jump and start per axis.")]
+           = False) -> None:
     """Every layer's output shape, derived symbolically with the floor formula."""
     analysis = _load(spec, set_)
     verified = _verified(analysis) if verify else None
     if json_:
-        render.print_json(render.analysis_document(analysis))
-    else:
-        render.print_shapes(analysis, explain, verified)
+        document = render.analysis_document(analysis)
+        if rf:
+            from archcalc.render.cost import rf_document
+
+            document["receptive_field"] = rf_document(analysis)
+        render.print_json(document)
+        return
+    render.print_shapes(analysis, explain, verified)
+    if rf:
+        from archcalc.render.cost import print_receptive_fields
+
+        print_receptive_fields(analysis)
 
 
 @app.command()
 @reports_errors
 def params(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
-           explain: ExplainOpt = False, verify: VerifyOpt = False) -> None:
+           explain: ExplainOpt = False, verify: VerifyOpt = False,
+           cost: Annotated[bool, typer.Option("--cost", help="MACs, FLOPs and activation memory.")] = False,
+           batch: Annotated[int, typer.Option(min=1, help="Batch size for the activation memory.")] = 1,
+           dtype: Annotated[str, typer.Option(help="float32, bfloat16, float16 or float64.")] = "float32",
+           ) -> None:
     """Parameters per layer with their formulas, and the totals."""
+    from archcalc.cost import DTYPE_BYTES
+
+    if dtype not in DTYPE_BYTES:
+        raise UsageError(f"--dtype {dtype!r}: use {', '.join(DTYPE_BYTES)}")
     analysis = _load(spec, set_)
     verified = _verified(analysis) if verify else None
+    report = None
+    if cost:
+        from archcalc.cost import cost as compute_cost
+
+        report = compute_cost(analysis, batch, dtype)
     if json_:
-        render.print_json(render.analysis_document(analysis))
+        document = render.analysis_document(analysis)
+        if report is not None:
+            from archcalc.render.cost import cost_document
+
+            document["cost"] = cost_document(analysis, report)
+        render.print_json(document)
+        return
+    render.print_params(analysis, explain, verified)
+    if report is not None:
+        from archcalc.render.cost import print_cost
+
+        print_cost(analysis, report)
+
+
+@app.command()
+@reports_errors
+def solve(spec: SpecArg = None,
+          for_: Annotated[Optional[str], typer.Option("--for", help="The symbol to solve for.")] = None,
+          target: Annotated[Optional[list[str]], typer.Option(
+              help="LAYER=SIZE (or LAYER:AXIS=SIZE): the values of the symbol giving that size.")] = None,
+          max_macs: Annotated[Optional[float], typer.Option(
+              help="The largest value of the symbol whose forward MACs stay within this budget.")] = None,
+          set_: SetOpt = None, json_: JsonOpt = False) -> None:
+    """Exact ranges of the input symbols, sizes reached, padding and rows lost, MAC budgets."""
+    from archcalc.solve import free_symbol, parse_target
+    from archcalc.solve import solve as run_solve
+
+    analysis = _load(spec, set_)
+    symbol = free_symbol(analysis, for_)
+    targets = [parse_target(t) for t in target or []]
+    if (targets or max_macs is not None) and symbol is None:
+        raise UsageError(f"{analysis.spec.source} has no symbol to solve for: write one in [input] shape, "
+                         'e.g. [1, "T", 40]')
+    if max_macs is not None and (max_macs < 0 or max_macs != max_macs):
+        raise UsageError(f"--max-macs {max_macs}: must be a non-negative number")
+    report = run_solve(analysis, symbol, targets, None if max_macs is None else int(max_macs))
+    from archcalc.render.cost import print_solve, solve_document
+
+    if json_:
+        render.print_json(solve_document(report))
     else:
-        render.print_params(analysis, explain, verified)
+        print_solve(report)
 
 
 def expand_specs(items: list[str] | None) -> list[Path]:

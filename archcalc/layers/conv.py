@@ -134,6 +134,18 @@ class _Conv(_Windowed):
         kwargs["in_channels"] = shape[0]
         return kwargs
 
+    def macs(self, shape: tuple[Size, ...], out_shape: tuple[Size, ...], args: Mapping[str, Any]) -> Size:
+        k = ntuple(args["kernel_size"], self.dims)
+        groups = args["groups"]
+        cin_per_group = shape[0] // groups if is_number(shape[0]) else as_size(shape[0] / groups)
+        return as_size(product(list(out_shape)) * product(k) * cin_per_group)
+
+    def window(self, args: Mapping[str, Any]) -> tuple[tuple[int, ...], ...]:
+        k, s, p, d = self.windows(args)
+        if args["padding"] == "same":  # torch pads floor(total/2) on the left
+            p = tuple(d[a] * (k[a] - 1) // 2 for a in range(self.dims))
+        return k, s, p, d
+
     def describe(self, args: Mapping[str, Any]) -> str:
         k, s, p, d = self.windows(args)
         parts = [f"{'x'.join(map(str, k))}", f"->{args['out_channels']}"]
@@ -172,6 +184,9 @@ class _Pool(_Windowed):
                 step.conditions.append((f"{name} (input, at least kernel_size {k[axis]})",
                                         shape[1 + axis], ">=", k[axis]))
         return step
+
+    def window(self, args: Mapping[str, Any]) -> tuple[tuple[int, ...], ...]:
+        return self.windows(args)
 
     def describe(self, args: Mapping[str, Any]) -> str:
         k, s, p, _ = self.windows(args)
@@ -242,6 +257,9 @@ class _AdaptivePool(_Windowed):
 
     def describe(self, args: Mapping[str, Any]) -> str:
         return f"-> {args['output_size']}"
+
+    def spans_input(self) -> bool:
+        return True
 
 
 def _adaptive(family: str, dims: int) -> type[_AdaptivePool]:

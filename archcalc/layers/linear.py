@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archcalc.layers.registry import (
-    INFERRED, LayerKind, ParamCount, Step, bool_arg, int_arg, mul_str, register,
+    INFERRED, LayerKind, ParamCount, Step, bool_arg, int_arg, mul_str, product, register,
 )
 from archcalc.symbolic import Size, as_size
 
@@ -40,3 +40,9 @@ class Linear(LayerKind):
 
     def describe(self, args: Mapping[str, Any]) -> str:
         return f"->{args['out_features']}"
+
+    def macs(self, shape: tuple[Size, ...], out_shape: tuple[Size, ...], args: Mapping[str, Any]) -> Size:
+        return as_size(product(list(shape)) * args["out_features"])
+
+    def spans_input(self) -> bool:
+        return True

@@ -193,6 +193,18 @@ class LayerKind:
         """A short text of the key arguments, for tables and diagrams."""
         return ""
 
+    def macs(self, shape: tuple[Size, ...], out_shape: tuple[Size, ...], args: Mapping[str, Any]) -> Size:
+        """Forward multiply-accumulates per sample (conv and linear; elementwise ops count 0)."""
+        return 0
+
+    def window(self, args: Mapping[str, Any]) -> tuple[tuple[int, ...], ...] | None:
+        """(kernel, stride, left padding, dilation) per spatial axis, for receptive fields."""
+        return None
+
+    def spans_input(self) -> bool:
+        """True when every output sees the whole input (adaptive pooling, Flatten, Linear)."""
+        return False
+
 
 REGISTRY: dict[str, LayerKind] = {}
 

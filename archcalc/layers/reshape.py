@@ -35,6 +35,9 @@ class Flatten(LayerKind):
         step.derivation.append((f"flatten: {' x '.join(mul_str(m) for m in merged)}", size))
         return step
 
+    def spans_input(self) -> bool:
+        return True
+
 
 @register
 class Identity(LayerKind):

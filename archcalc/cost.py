@@ -1,0 +1,98 @@
+"""Receptive fields, MACs/FLOPs and activation memory, as formulas in the input sizes.
+
+Conventions (stated wherever the numbers are shown):
+- MACs: multiply-accumulates of the forward pass per sample, conv and linear layers only
+  (``Cout*H*W * K*K*Cin/groups`` and ``in*out`` per position); bias additions, activations,
+  pooling and normalization count 0, as in ``torch.utils.flop_counter.FlopCounterMode``.
+- FLOPs = 2 x MACs (forward). Training FLOPs = 3 x forward FLOPs (the backward pass computes
+  gradients for the inputs and the weights: about twice the forward).
+- Activation memory: every layer's output kept for the backward pass, plus the input, for a batch
+  and an element size; in-place operations would need less.
+- Receptive field per spatial axis: size ``r``, jump ``j`` (distance in input pixels between
+  neighbouring outputs) and ``start`` (the centre of the first output's field, in input pixel
+  coordinates, 0 = the first pixel's centre); ``r_out = r + (d(k-1)) j``, ``j_out = j s``,
+  ``start_out = start + (d(k-1)/2 - p) j``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from archcalc.analysis import Analysis
+from archcalc.layers import get_kind
+from archcalc.layers.conv import AXES
+from archcalc.layers.registry import product
+from archcalc.symbolic import Size, as_size
+
+DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    index: int
+    name: str
+    macs: Size
+    flops: Size
+    train_flops: Size
+    activations: Size  # output elements per sample
+
+
+@dataclass(frozen=True)
+class CostReport:
+    layers: tuple[LayerCost, ...]
+    total_macs: Size
+    total_flops: Size
+    total_train_flops: Size
+    activation_elements: Size  # per sample, input included
+    activation_bytes: Size  # for the batch and dtype
+    batch: int
+    dtype: str
+
+
+def cost(analysis: Analysis, batch: int = 1, dtype: str = "float32") -> CostReport:
+    """Per-layer and total compute, and activation memory for ``batch`` samples of ``dtype``."""
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"unknown dtype {dtype!r}: use {', '.join(DTYPE_BYTES)}")
+    rows = []
+    for layer, row in zip(analysis.spec.layers, analysis.layers):
+        kind = get_kind(layer.type)
+        assert kind is not None
+        macs = kind.macs(row.in_shape, row.out_shape, layer.args)
+        rows.append(LayerCost(row.index, row.name, macs, as_size(2 * macs), as_size(6 * macs),
+                              product(list(row.out_shape))))
+    total_macs = as_size(sum((r.macs for r in rows), start=0))
+    elements = as_size(product(list(analysis.input_shape)) + sum((r.activations for r in rows), start=0))
+    return CostReport(tuple(rows), total_macs, as_size(2 * total_macs), as_size(6 * total_macs), elements,
+                      as_size(elements * batch * DTYPE_BYTES[dtype]), batch, dtype)
+
+
+@dataclass(frozen=True)
+class AxisField:
+    size: int
+    jump: int
+    start: Fraction
+
+
+def receptive_fields(analysis: Analysis) -> tuple[tuple[str, ...], list[tuple[AxisField, ...] | None]]:
+    """Axis names and, per layer, the receptive field on each spatial axis (None: the whole input)."""
+    n_axes = len(analysis.input_shape) - 1
+    names = AXES.get(n_axes, tuple(f"axis{i + 1}" for i in range(n_axes)))
+    if n_axes < 1:
+        return (), [None for _ in analysis.layers]
+    current: tuple[AxisField, ...] | None = tuple(AxisField(1, 1, Fraction(0)) for _ in range(n_axes))
+    out: list[tuple[AxisField, ...] | None] = []
+    for layer in analysis.spec.layers:
+        kind = get_kind(layer.type)
+        assert kind is not None
+        window = kind.window(layer.args)
+        if current is None or kind.spans_input():
+            current = None
+        elif window is not None:
+            k, s, p, d = window
+            current = tuple(
+                AxisField(f.size + d[a] * (k[a] - 1) * f.jump, f.jump * s[a],
+                          f.start + (Fraction(d[a] * (k[a] - 1), 2) - p[a]) * f.jump)
+                for a, f in enumerate(current))
+        out.append(current)
+    return names, out

@@ -1,0 +1,209 @@
+"""Inverse questions, answered exactly on the floor expressions.
+
+Every size archcalc derives is non-decreasing in each input size, so the values of one symbol for
+which a size reaches a target form an interval, found by exact integer search (or closed form on
+the canonical floor form); the same holds for the total MACs, so a budget gives a largest value.
+When a question involves more than one free symbol, archcalc says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from archcalc.analysis import Analysis
+from archcalc.cost import cost
+from archcalc.errors import UsageError
+from archcalc.layers import get_kind
+from archcalc.layers.conv import AXES
+from archcalc.layers.registry import suggest
+from archcalc.symbolic import (
+    Size, _canonical_parts, evaluate, free_names, is_number, size_str, smallest_at_least, solve_equal,
+)
+
+PERIOD_LIMIT = 4096  # longer periods of the floor pattern are described, not listed
+
+
+@dataclass(frozen=True)
+class Target:
+    layer: str
+    axis: int | None
+    size: int
+
+
+@dataclass
+class TargetAnswer:
+    target: Target
+    axis: int
+    expr: Size
+    values: tuple[int, int | None] | None  # interval of the symbol, or None: no value
+    note: str = ""
+
+
+@dataclass
+class WindowFacts:
+    """For one conv/pool axis: the padding that keeps the size and the rows lost to the floor."""
+
+    layer: str
+    axis: str
+    input_size: Size
+    keep_padding: str
+    dropped: str
+
+
+@dataclass
+class SolveReport:
+    symbol: str | None
+    ranges: dict[str, tuple[int, int | None]]
+    targets: list[TargetAnswer] = field(default_factory=list)
+    windows: list[WindowFacts] = field(default_factory=list)
+    budget: tuple[int, int | None, Size] | None = None  # (max MACs, largest value, MAC formula)
+
+
+def parse_target(text: str) -> Target:
+    """``flatten=2464`` or ``pool2:1=22`` (axis 1 of the per-sample output)."""
+    left, sep, right = text.partition("=")
+    name, _, axis = left.partition(":")
+    if not sep or not name.strip() or not right.strip().isdigit() or (axis and not axis.strip().isdigit()):
+        raise UsageError(f"--target {text!r}: write LAYER=SIZE or LAYER:AXIS=SIZE, e.g. flatten=2464")
+    return Target(name.strip(), int(axis) if axis else None, int(right))
+
+
+def free_symbol(analysis: Analysis, requested: str | None) -> str | None:
+    """The symbol to solve for: the one asked for, else the only one of the spec."""
+    symbols = list(analysis.symbols)
+    if requested is not None:
+        if requested not in symbols:
+            raise UsageError(f"--for {requested}: {analysis.spec.source} has no symbol {requested!r}"
+                             f"{suggest(requested, symbols)} (symbols: {', '.join(symbols) or 'none'})")
+        return requested
+    if len(symbols) > 1:
+        raise UsageError(f"{analysis.spec.source} has symbols {', '.join(symbols)}: name one with --for")
+    return symbols[0] if symbols else None
+
+
+def solve(analysis: Analysis, symbol: str | None, targets: list[Target], max_macs: int | None = None
+          ) -> SolveReport:
+    """Ranges, target values, window facts and the MAC budget for ``symbol``."""
+    others = {k: v for k, v in analysis.values.items() if k != symbol}
+    report = SolveReport(symbol, {s: (r.lo, r.hi) for s, r in analysis.ranges.items()})
+    for target in targets:
+        report.targets.append(_answer(analysis, target, symbol, others))
+    report.windows = window_facts(analysis, symbol, others)
+    if max_macs is not None:
+        report.budget = _budget(analysis, symbol, others, max_macs)
+    return report
+
+
+def _answer(analysis: Analysis, target: Target, symbol: str | None, others: dict[str, int]) -> TargetAnswer:
+    row = analysis.layer(target.layer)
+    if row is None:
+        names = [r.name for r in analysis.layers]
+        raise UsageError(f"--target {target.layer}: no such layer{suggest(target.layer, names)}")
+    shape = tuple(evaluate(s, others) for s in row.out_shape)
+    axis = target.axis
+    if axis is None:
+        symbolic = [i for i, s in enumerate(shape) if not is_number(s)]
+        if len(symbolic) > 1:
+            raise UsageError(f"--target {target.layer}: axes {symbolic} of {[size_str(s) for s in shape]} "
+                             f"depend on symbols; name one, e.g. {target.layer}:{symbolic[0]}={target.size}")
+        axis = symbolic[0] if symbolic else (0 if len(shape) == 1 else -1)
+        if axis == -1:
+            raise UsageError(f"--target {target.layer}: its output {list(shape)} does not depend on a "
+                             f"symbol; name an axis, e.g. {target.layer}:0={target.size}")
+    if not 0 <= axis < len(shape):
+        raise UsageError(f"--target {target.layer}:{axis}: the output has axes 0..{len(shape) - 1}")
+    expr = shape[axis]
+    valid = analysis.ranges[symbol] if symbol else None
+    if is_number(expr):
+        holds = expr == target.size
+        interval = ((valid.lo, valid.hi) if valid else (1, None)) if holds else None
+        return TargetAnswer(target, axis, expr, interval, "every value" if holds else "never")
+    names = free_names(expr)
+    if names != {symbol}:
+        return TargetAnswer(target, axis, expr, None, f"depends on {', '.join(sorted(names))}: no exact "
+                            "answer for one symbol; bind the others with --set")
+    found = solve_equal(expr, symbol, target.size)
+    if found is None:
+        return TargetAnswer(target, axis, expr, None, "no value reaches it exactly")
+    lo, hi = max(found[0], valid.lo), found[1] if valid.hi is None else min(found[1], valid.hi)
+    if lo > hi:
+        return TargetAnswer(target, axis, expr, None, f"only outside the valid range ({found[0]}..{found[1]})")
+    return TargetAnswer(target, axis, expr, (lo, hi))
+
+
+def window_facts(analysis: Analysis, symbol: str | None, others: dict[str, int]) -> list[WindowFacts]:
+    facts = []
+    for layer, row in zip(analysis.spec.layers, analysis.layers):
+        kind = get_kind(layer.type)
+        window = kind.window(layer.args) if kind else None
+        if window is None:
+            continue
+        k, s, p, d = window
+        ceil_mode = bool(layer.args.get("ceil_mode", False))
+        for a, name in enumerate(AXES[len(k)]):
+            n = evaluate(row.in_shape[1 + a], others)
+            facts.append(WindowFacts(layer.name, name, n, _keep(n, k[a], s[a], d[a]),
+                                     "none (ceil_mode keeps partial windows)" if ceil_mode
+                                     else _dropped(n, k[a], s[a], p[a], d[a], symbol, analysis)))
+    return facts
+
+
+def _keep(n: Size, k: int, s: int, d: int) -> str:
+    """The padding for out = ceil(n / s) (= n at stride 1), as torch's 'same' and TF's SAME do."""
+    span = d * (k - 1)
+    if s == 1:
+        return f"padding={span // 2}" if span % 2 == 0 else f"total {span} (asymmetric: padding='same' on a conv)"
+    if is_number(n):
+        total = max((math.ceil(n / s) - 1) * s + span + 1 - n, 0)
+        side = f"padding={total // 2}" if total % 2 == 0 else f"{total // 2} left, {total - total // 2} right"
+        return f"total {total} for ceil(n/{s}) ({side})"
+    return f"total max(0, (ceil(n/{s}) - 1)*{s} + {span + 1} - n), n = {size_str(n)}"
+
+
+def _dropped(n: Size, k: int, s: int, p: int, d: int, symbol: str | None, analysis: Analysis) -> str:
+    """Rows of input (and padding) that no window reaches: (n + 2p - d(k-1) - 1) mod s."""
+    if s == 1:
+        return "none (stride 1)"
+    if is_number(n):
+        r = (n + 2 * p - d * (k - 1) - 1) % s
+        return f"{r} row{'s' if r != 1 else ''} at n={n}" if r else f"none at n={n}"
+    if symbol is None or free_names(n) != {symbol}:
+        return f"depends on {', '.join(sorted(free_names(n)))}"
+    period = _period(n, s)
+    if period is None or period > PERIOD_LIMIT:
+        return "periodic in " + symbol + " (period too long to list)"
+    lo = analysis.ranges[symbol].lo
+    lossy = [t for t in range(lo, lo + period)
+             if (evaluate(n, {symbol: t}) + 2 * p - d * (k - 1) - 1) % s]
+    if not lossy:
+        return "none, for every value"
+    residues = sorted({t % period for t in lossy})
+    return f"when {symbol} mod {period} in {{{', '.join(map(str, residues))}}}"
+
+
+def _period(n: Size, s: int) -> int | None:
+    parts = _canonical_parts(n)  # n = floor(c*T + f) + m: n mod s repeats every s * denominator(c)
+    if parts is None or len(parts[0]) != 1:
+        return None
+    (c,) = parts[0].values()
+    return s * Fraction(c).denominator
+
+
+def _budget(analysis: Analysis, symbol: str | None, others: dict[str, int], max_macs: int
+            ) -> tuple[int, int | None, Size]:
+    macs = evaluate(cost(analysis).total_macs, others)
+    if is_number(macs) or symbol is None:
+        return max_macs, None, macs
+    if free_names(macs) != {symbol}:
+        raise UsageError(f"--max-macs: the MACs depend on {', '.join(sorted(free_names(macs)))}; "
+                         "bind the others with --set")
+    first_over = smallest_at_least(macs, symbol, max_macs + 1)
+    valid = analysis.ranges[symbol]
+    largest = None if first_over is None else first_over - 1
+    if largest is not None and valid.hi is not None:
+        largest = min(largest, valid.hi)
+    if largest is not None and largest < valid.lo:
+        largest = 0  # not even the smallest valid size fits
+    return max_macs, largest, macs
