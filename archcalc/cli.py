@@ -536,3 +536,70 @@ def _write_outputs(state: Any, plot_curves: Any, markdown_table: Any) -> None:
         return
     write_text(state.out_dir / "table.md", markdown_table(state.doc))
     plot_curves(state.doc, state.out_dir / "curves.png")
+
+
+# --------------------------------------------------------------------------- report, lint, draw
+
+@app.command()
+@reports_errors
+def report(spec: SpecArg = None,
+           format_: Annotated[str, typer.Option("--format", help="md (GitHub Markdown) or tex (LaTeX).")]
+           = "md",
+           bench_dir: Annotated[Optional[Path], typer.Option(
+               "--bench", help="A bench results folder: adds the comparison table and the curves.")] = None,
+           out: Annotated[Optional[Path], typer.Option(help="Write here (default: standard output).")] = None,
+           set_: SetOpt = None) -> None:
+    """A derivation report: layers in words, output sizes, tables, parameter counts, results."""
+    from archcalc.atomic import write_text
+    from archcalc.render.report import build_document, to_latex, to_markdown
+
+    if format_ not in ("md", "tex"):
+        raise UsageError(f"--format {format_!r}: use md or tex")
+    if bench_dir is not None and not (bench_dir / "results.json").is_file():
+        raise UsageError(f"--bench {bench_dir}: no results.json there (run archcalc bench --out {bench_dir})")
+    analysis = _load(spec, set_)
+    blocks = build_document(analysis, bench_dir, out)
+    text = to_markdown(blocks) if format_ == "md" else to_latex(blocks)
+    if out is None:
+        import sys
+
+        sys.stdout.write(text)
+        return
+    write_text(_writable(out), text)
+    render.make_console().print(f"wrote {out}")
+
+
+@app.command()
+@reports_errors
+def lint(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
+         strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any warning is found.")] = False,
+         ) -> None:
+    """Architecture smells, each with an id, a reason and a fix (silence ids with [lint] ignore)."""
+    from archcalc.lint import lint as run_lint
+    from archcalc.render.lint import lint_document, print_lint
+
+    analysis = _load(spec, set_)
+    findings = run_lint(analysis)
+    if json_:
+        render.print_json(lint_document(analysis, findings))
+    else:
+        print_lint(analysis, findings)
+    if strict and any(f.severity == "warning" for f in findings):
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
+def draw(spec: SpecArg = None,
+         out: Annotated[Path, typer.Option(help="FILE.svg or FILE.png.")] = Path("network.svg"),
+         set_: SetOpt = None) -> None:
+    """A diagram of the network: one box per layer, tensor sizes and parameters on log scales."""
+    from archcalc.plot import plot_network
+
+    if out.suffix.lower() not in (".svg", ".png"):
+        raise UsageError(f"--out {out}: the file must end in .svg or .png")
+    analysis = _load(spec, set_)
+    if not analysis.bound:
+        raise UsageError("the diagram needs numbers: give every symbol a value with --set or [symbols]")
+    plot_network(analysis, _writable(out))
+    render.make_console().print(f"wrote {out}")

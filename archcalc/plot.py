@@ -74,3 +74,56 @@ def plot_curves(doc: dict[str, Any], path: str | Path) -> Path:
         acc_ax.set_ylim(0, 1)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _color(label: str) -> str:
+    for key, color in (("Conv", "#4C72B0"), ("Pool", "#55A868"), ("Linear", "#C44E52"), ("Flatten", "#8172B2"),
+                       ("Norm", "#CCB974"), ("Dropout", "#999999")):
+        if key in label:
+            return color
+    return "#DD8452" if label else "#BBBBBB"
+
+
+def plot_network(analysis: Any, path: str | Path) -> Path:
+    """One box per layer, left to right: box height is the output size and the bar under it the
+    parameter count, both on log scales, so a reader sees where the size and the parameters go."""
+    import math
+
+    from matplotlib.patches import FancyBboxPatch, Rectangle
+
+    plt = _pyplot()
+    rows = analysis.layers
+    sizes = [int(np.prod([analysis.value(s) for s in r.out_shape])) for r in rows]
+    params = [int(analysis.value(r.params)) for r in rows]
+    input_size = int(np.prod([analysis.value(s) for s in analysis.input_shape]))
+    top = math.log10(max(sizes + [input_size, 10]))
+    ptop = math.log10(max(params + [10]))
+    width = 1.0
+    fig, ax = plt.subplots(figsize=(max(8, 1.25 * (len(rows) + 1)), 6.4))
+    columns = [("input", "", [analysis.value(s) for s in analysis.input_shape], input_size, 0)]
+    columns += [(r.name, f"{r.type} {r.description}".strip(), [analysis.value(s) for s in r.out_shape], n, p)
+                for r, n, p in zip(rows, sizes, params)]
+    for i, (name, label, shape, n, p) in enumerate(columns):
+        x = i * 1.3
+        h = 3.0 * max(math.log10(max(n, 1)), 0.05) / top
+        ax.add_patch(FancyBboxPatch((x, 2.0), width, h, boxstyle="round,pad=0.02", color=_color(label),
+                                    alpha=0.85))
+        ax.text(x + width / 2, 2.05 + h, "×".join(str(s) for s in shape), ha="center", va="bottom",
+                fontsize=7, rotation=90)
+        if p:
+            ph = 1.0 * math.log10(p + 1) / ptop
+            ax.add_patch(Rectangle((x + 0.15, 1.8 - ph), width - 0.3, ph, color="#222222", alpha=0.7))
+            ax.text(x + width / 2, 1.75 - ph, f"{p:,}", ha="center", va="top", fontsize=6.5)
+        ax.text(x + width / 2, 0.35, f"{name}  {label}".strip(), ha="center", va="top", fontsize=7.5,
+                rotation=90)
+    ax.set_xlim(-0.3, len(columns) * 1.3)
+    ax.set_ylim(-2.6, 6.0)
+    ax.axis("off")
+    total = analysis.value(analysis.total_params)
+    ax.set_title(f"{analysis.spec.name}: box height = output size (log scale), dark bar = parameters "
+                 f"(log scale); {total:,} parameters", fontsize=10)
+    fmt = "svg" if str(path).lower().endswith(".svg") else "png"
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format=fmt, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)

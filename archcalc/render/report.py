@@ -1,0 +1,276 @@
+"""Derivation reports in Markdown and LaTeX: the calculation sections of a course report.
+
+One document model (a list of blocks), two writers, so both formats always hold the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archcalc.analysis import Analysis, LayerResult
+from archcalc.layers import get_kind
+from archcalc.layers.conv import AXES
+from archcalc.spec import LayerSpec
+from archcalc.symbolic import Size, is_number, sp
+
+FAMILY_WORDS = {"ReLU": "ReLU activation", "LeakyReLU": "leaky ReLU activation", "ELU": "ELU activation",
+                "GELU": "GELU activation", "SiLU": "SiLU activation", "Sigmoid": "sigmoid activation",
+                "Tanh": "tanh activation", "Identity": "identity", "Dropout": "dropout"}
+
+
+@dataclass
+class Block:
+    kind: str  # heading, text, list, table, math, figure
+    content: Any
+
+
+def _latex(size: Size) -> str:
+    return str(size) if is_number(size) else sp.latex(size)
+
+
+def _times(shape: tuple[Size, ...]) -> str:
+    return r" \times ".join(_latex(s) for s in shape)
+
+
+def _plain(shape: tuple[Size, ...]) -> str:
+    return " × ".join(str(s) for s in shape)
+
+
+def layer_words(layer: LayerSpec, row: LayerResult) -> str:
+    """The layer in a sentence, as a report lists it."""
+    a, t = layer.args, layer.type
+    out = _plain(row.out_shape)
+    if t.startswith("Conv"):
+        k = "×".join(map(str, _window(layer)[0]))
+        pad = a["padding"] if isinstance(a["padding"], str) else a["padding"]
+        return (f"{t}: {a['out_channels']} filters of {k} over {row.in_shape[0]} input channel{_s(row.in_shape[0])}, "
+                f"stride {a['stride']}, padding {pad}{', no bias' if not a['bias'] else ''}; output {out}")
+    if "Pool" in t and not t.startswith("Adaptive"):
+        k = "×".join(map(str, _window(layer)[0]))
+        kind = "max" if t.startswith("Max") else "average"
+        stride = a["stride"] if a["stride"] is not None else a["kernel_size"]
+        return f"{t}: {kind} pooling over {k} windows, stride {stride}; output {out}"
+    if t.startswith("Adaptive"):
+        return f"{t}: pooling to a fixed size {a['output_size']}; output {out}"
+    if t == "Flatten":
+        return f"Flatten: {_plain(row.in_shape)} = {row.out_shape[0]} features"
+    if t == "Linear":
+        return f"Linear (fully connected): {row.in_shape[-1]} → {a['out_features']}"
+    if t in ("Softmax", "LogSoftmax"):
+        return f"{t} over the {row.out_shape[-1]} outputs"
+    if t.startswith("BatchNorm") or t == "LayerNorm":
+        return f"{t}: normalization; output {out}"
+    if t == "Dropout":
+        return f"Dropout with p = {a['p']:g}"
+    return f"{FAMILY_WORDS.get(t, t)}; output {out}"
+
+
+def _window(layer: LayerSpec) -> tuple[tuple[int, ...], ...]:
+    kind = get_kind(layer.type)
+    assert kind is not None
+    window = kind.window(layer.args)
+    assert window is not None
+    return window
+
+
+def size_steps(analysis: Analysis) -> list[str]:
+    """One LaTeX equation per conv/pool axis: the floor formula with the layer's numbers."""
+    steps = []
+    for layer, row in zip(analysis.spec.layers, analysis.layers):
+        kind = get_kind(layer.type)
+        if kind is None or kind.window(layer.args) is None:
+            continue
+        k, s, p, d = _window(layer)
+        ceil_mode = bool(layer.args.get("ceil_mode", False))
+        same = layer.args.get("padding") == "same"
+        for axis, name in enumerate(AXES[len(k)]):
+            n, out = row.in_shape[1 + axis], row.out_shape[1 + axis]
+            if same:
+                body = rf"{_latex(n)} \;(\text{{padding='same'}})"
+            else:
+                inner = rf"\frac{{{_latex(n)} + 2 \cdot {p[axis]} - {d[axis]} \cdot ({k[axis]} - 1) - 1}}{{{s[axis]}}}"
+                body = (rf"\left\lceil {inner} \right\rceil + 1" if ceil_mode
+                        else rf"\left\lfloor {inner} \right\rfloor + 1")
+            value = analysis.value(out)
+            tail = f" = {value}" if not is_number(out) and is_number(value) else ""
+            steps.append(rf"\text{{{layer.name}, {name}: }} {body} = {_latex(out)}{tail}")
+    return steps
+
+
+def param_terms(analysis: Analysis) -> list[tuple[str, str, Size]]:
+    """(layer, formula in the report's form, value) for every layer with parameters."""
+    terms = []
+    for layer, row in zip(analysis.spec.layers, analysis.layers):
+        if row.params == 0:
+            continue
+        if layer.type == "Linear" and layer.args["bias"]:
+            m, n = row.in_shape[-1], layer.args["out_features"]
+            formula = rf"({_latex(m)} + 1) \cdot {n}"
+        else:
+            formula = row.params_formula.replace("*", r" \cdot ")
+        terms.append((layer.name, formula, row.params))
+    return terms
+
+
+def build_document(analysis: Analysis, bench_dir: Path | None, out_path: Path | None) -> list[Block]:
+    spec = analysis.spec
+    blocks = [Block("heading", f"{spec.name}: architecture and derivations")]
+    if spec.description:
+        blocks.append(Block("text", spec.description + "."))
+    blocks.append(Block("text", f"Input: {_plain(analysis.input_shape)} per sample (batch axis not shown)."))
+    blocks.append(Block("subheading", "Layers"))
+    blocks.append(Block("list", [f"{row.name} — {layer_words(layer, row)}"
+                                 for layer, row in zip(spec.layers, analysis.layers)]))
+    steps = size_steps(analysis)
+    if steps:
+        blocks.append(Block("subheading", "Output sizes"))
+        blocks.append(Block("text", "Every convolution and pooling layer gives, on each axis,"))
+        blocks.append(Block("math", r"O = \left\lfloor \frac{I + 2P - D(K - 1) - 1}{S} \right\rfloor + 1"))
+        blocks.append(Block("math_lines", steps))
+        chain = [row for layer, row in zip(spec.layers, analysis.layers) if _has_window(layer)]
+        if chain:
+            sizes = [_times(chain[0].in_shape[1:])] + [_times(r.out_shape[1:]) for r in chain]
+            blocks.append(Block("math", r" \rightarrow ".join(sizes)))
+        flat = next((r for layer, r in zip(spec.layers, analysis.layers) if layer.type == "Flatten"), None)
+        if flat is not None:
+            blocks.append(Block("text", "Flattened size:"))
+            blocks.append(Block("math", f"{_times(flat.in_shape)} = {_latex(flat.out_shape[0])}"))
+    blocks += _tables(analysis)
+    blocks += _params(analysis)
+    if bench_dir is not None:
+        blocks += _bench(bench_dir, out_path)
+    return blocks
+
+
+def _has_window(layer: LayerSpec) -> bool:
+    kind = get_kind(layer.type)
+    return kind is not None and kind.window(layer.args) is not None
+
+
+def _tables(analysis: Analysis) -> list[Block]:
+    blocks = []
+    conv_rows = []
+    for layer, row in zip(analysis.spec.layers, analysis.layers):
+        if not _has_window(layer):
+            continue
+        k, s, p, _ = _window(layer)
+        pad = layer.args["padding"] if layer.args.get("padding") == "same" else "×".join(map(str, p))
+        conv_rows.append([layer.name, layer.type, str(row.in_shape[0]), str(row.out_shape[0]),
+                          "×".join(map(str, k)), "×".join(map(str, s)), str(pad), _plain(row.out_shape),
+                          f"{row.params:,}" if is_number(row.params) else str(row.params)])
+    if conv_rows:
+        blocks.append(Block("subheading", "Convolutional and pooling layers"))
+        blocks.append(Block("table", (["layer", "type", "in channels", "out channels", "kernel", "stride",
+                                       "padding", "output", "parameters"], conv_rows)))
+    lin_rows = [[layer.name, str(row.in_shape[-1]), str(layer.args["out_features"]),
+                 f"{row.params:,}" if is_number(row.params) else str(row.params)]
+                for layer, row in zip(analysis.spec.layers, analysis.layers) if layer.type == "Linear"]
+    if lin_rows:
+        blocks.append(Block("subheading", "Linear layers"))
+        blocks.append(Block("table", (["layer", "in features", "out features", "parameters"], lin_rows)))
+    return blocks
+
+
+def _params(analysis: Analysis) -> list[Block]:
+    terms = param_terms(analysis)
+    blocks = [Block("subheading", "Parameters"),
+              Block("text", "A convolution with a K_x × K_y kernel has K_x K_y C_in C_out weights and C_out "
+                            "biases; a linear layer from m to n features has (m + 1) n parameters.")]
+    blocks.append(Block("math_lines", [rf"\text{{{name}: }} {formula} = {_latex(value)}"
+                                       for name, formula, value in terms]))
+    total = analysis.value(analysis.total_params)
+    sum_text = " + ".join(_latex(analysis.value(v)) for _, _, v in terms)
+    blocks.append(Block("text", "Total:"))
+    blocks.append(Block("math", f"{sum_text} = {_latex(total)}"))
+    return blocks
+
+
+def _bench(bench_dir: Path, out_path: Path | None) -> list[Block]:
+    from archcalc.render.bench import caption, table_rows, _columns
+
+    doc = json.loads((bench_dir / "results.json").read_text())
+    blocks = [Block("subheading", "Results"),
+              Block("table", (list(_columns(doc)), table_rows(doc))), Block("text", caption(doc))]
+    figure = bench_dir / "curves.png"
+    if figure.exists():
+        base = out_path.parent if out_path is not None else Path.cwd()
+        blocks.append(Block("figure", (os.path.relpath(figure, base),
+                                       "Training and validation loss and accuracy against iteration.")))
+    return blocks
+
+
+# --------------------------------------------------------------------------- writers
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        if block.kind == "heading":
+            out.append(f"# {block.content}\n")
+        elif block.kind == "subheading":
+            out.append(f"## {block.content}\n")
+        elif block.kind == "text":
+            out.append(f"{block.content}\n")
+        elif block.kind == "list":
+            out.append("\n".join(f"{i}. {item}" for i, item in enumerate(block.content, 1)) + "\n")
+        elif block.kind == "math":
+            out.append(f"$$\n{block.content}\n$$\n")
+        elif block.kind == "math_lines":
+            out.append("\n".join(f"$$\n{line}\n$$" for line in block.content) + "\n")
+        elif block.kind == "table":
+            header, rows = block.content
+            lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            out.append("\n".join(lines) + "\n")
+        elif block.kind == "figure":
+            path, text = block.content
+            out.append(f"![{text}]({path})\n\n*Figure: {text}*\n")
+    return "\n".join(out)
+
+
+_TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+               "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "→": r"$\rightarrow$", "×": r"$\times$",
+               "—": "---"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX_ESCAPE.get(ch, ch) for ch in text)
+
+
+def to_latex(blocks: list[Block]) -> str:
+    out = [r"\documentclass{article}", r"\usepackage[utf8]{inputenc}", r"\usepackage{amsmath}",
+           r"\usepackage{graphicx}", r"\usepackage[margin=2cm]{geometry}", r"\begin{document}"]
+    for block in blocks:
+        if block.kind == "heading":
+            out.append(rf"\section*{{{tex_escape(block.content)}}}")
+        elif block.kind == "subheading":
+            out.append(rf"\subsection*{{{tex_escape(block.content)}}}")
+        elif block.kind == "text":
+            out.append(tex_escape(block.content) + "\n")
+        elif block.kind == "list":
+            out.append(r"\begin{enumerate}" + "".join(rf" \item {tex_escape(i)}" for i in block.content)
+                       + r" \end{enumerate}")
+        elif block.kind == "math":
+            out.append(rf"\[ {block.content} \]")
+        elif block.kind == "math_lines":
+            out.append(r"\begin{gather*}" + r" \\ ".join(block.content) + r"\end{gather*}")
+        elif block.kind == "table":
+            header, rows = block.content
+            spec = "l" * len(header)
+            body = [" & ".join(tex_escape(h) for h in header) + r" \\ \hline"]
+            body += [" & ".join(tex_escape(c) for c in row) + r" \\" for row in rows]
+            out.append(rf"\begin{{center}}\small\begin{{tabular}}{{{spec}}}\hline " + "\n".join(body)
+                       + r" \hline\end{tabular}\end{center}")
+        elif block.kind == "figure":
+            path, text = block.content
+            out.append(r"\begin{figure}[h]\centering" + rf"\includegraphics[width=\linewidth]{{{path}}}"
+                       + rf"\caption{{{tex_escape(text)}}}\end{{figure}}")
+    out.append(r"\end{document}")
+    return "\n".join(out) + "\n"
+
+
+def _s(count: Size) -> str:
+    return "" if count == 1 else "s"
