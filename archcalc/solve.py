@@ -8,7 +8,6 @@ When a question involves more than one free symbol, archcalc says so instead of 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -150,16 +149,28 @@ def window_facts(analysis: Analysis, symbol: str | None, others: dict[str, int])
     return facts
 
 
+def keep_total(n: int, k: int, s: int, d: int) -> int:
+    """Total padding for ceil(n / s) outputs: max(0, (ceil(n/s) - 1)*s + d(k-1) + 1 - n)."""
+    return max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+
+
 def _keep(n: Size, k: int, s: int, d: int) -> str:
     """The padding for out = ceil(n / s) (= n at stride 1), as torch's 'same' and TF's SAME do."""
     span = d * (k - 1)
     if s == 1:
         return f"padding={span // 2}" if span % 2 == 0 else f"total {span} (asymmetric: padding='same' on a conv)"
     if is_number(n):
-        total = max((math.ceil(n / s) - 1) * s + span + 1 - n, 0)
+        total = keep_total(n, k, s, d)
         side = f"padding={total // 2}" if total % 2 == 0 else f"{total // 2} left, {total - total // 2} right"
         return f"total {total} for ceil(n/{s}) ({side})"
-    return f"total max(0, (ceil(n/{s}) - 1)*{s} + {span + 1} - n), n = {size_str(n)}"
+    # total = max(0, (ceil(n/s) - 1)*s + d(k-1) + 1 - n) depends only on n mod s
+    by_total: dict[int, list[int]] = {}
+    for r in range(s):
+        by_total.setdefault(keep_total(s + r, k, s, d), []).append(r)  # any n with this residue
+    if len(by_total) == 1:
+        return f"total {next(iter(by_total))} for ceil(n/{s}), n = {size_str(n)}"
+    parts = [f"total {t} when n mod {s} in {{{', '.join(map(str, rs))}}}" for t, rs in sorted(by_total.items())]
+    return "; ".join(parts) + f" (n = {size_str(n)})"
 
 
 def _dropped(n: Size, k: int, s: int, p: int, d: int, symbol: str | None, analysis: Analysis) -> str:

@@ -173,3 +173,16 @@ def test_cost_cli_and_json(cli):
     doc = json.loads(cli("shapes", "--rf", "--json").stdout)
     assert doc["receptive_field"][5]["axes"]["H"] == {"size": 16, "jump": 4, "start": 7.5}
     assert cli("params", "--cost", "--dtype", "int8").exit_code == 2
+
+
+@settings(max_examples=200)
+@given(st.integers(1, 200), st.integers(1, 7), st.integers(1, 4), st.integers(1, 3))
+def test_keep_padding_gives_ceil_n_over_s(n, k, s, d):
+    from archcalc.solve import keep_total
+    from archcalc.symbolic import floor_out
+
+    total = keep_total(n, k, s, d)
+    # padding `total` rows in all (split left/right) gives exactly ceil(n / s) windows
+    assert floor_out(n + total, k, s, 0, d) == -(-n // s)
+    assert total == 0 or floor_out(n + total - 1, k, s, 0, d) < -(-n // s)  # and it is the least
+    assert keep_total(n, k, s, d) == keep_total(n + s * 7, k, s, d)  # depends only on n mod s (n >= 1)
