@@ -269,3 +269,14 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["d.npz"]  # no temporary file left behind
     with pytest.raises(DataError):
         load_data(tmp_path / "nope.npz")
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    from archcalc.atomic import write_text
+
+    path = write_text(tmp_path / "r.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
