@@ -139,24 +139,25 @@ def condition_lines(analysis: Analysis) -> list[str]:
 
 def print_shapes(analysis: Analysis, explain: bool, verified: dict[str, str] | None = None) -> None:
     console = make_console()
-    console.print(_fit(shapes_table(analysis, verified, console.width), console.width))
-    for line in totals_lines(analysis):
-        console.print(line)
-    if explain:
-        console.print()
-        for line in explain_lines(analysis, shapes=True):
-            console.print(line)
+    _print_with_totals(console, shapes_table(analysis, verified, console.width), analysis,
+                       explain_lines(analysis, shapes=True) if explain else [])
 
 
 def print_params(analysis: Analysis, explain: bool, verified: dict[str, str] | None = None) -> None:
     console = make_console()
-    console.print(_fit(params_table(analysis, verified), console.width))
+    _print_with_totals(console, params_table(analysis, verified), analysis,
+                       explain_lines(analysis, shapes=False) if explain else [])
+
+
+def _print_with_totals(console: Any, table: Table, analysis: Analysis, derivation: list[str]) -> None:
+    """The table, the totals and conditions under it, then the derivation when asked for."""
+    console.print(_fit(table, console.width))
     for line in totals_lines(analysis):
         console.print(line)
-    if explain:
+    if derivation:
         console.print()
-        for line in explain_lines(analysis, shapes=False):
-            console.print(line)
+    for line in derivation:
+        console.print(line, soft_wrap=True)  # a derivation line is never broken
 
 
 def explain_lines(analysis: Analysis, shapes: bool) -> list[str]:
