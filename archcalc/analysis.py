@@ -10,8 +10,16 @@ from archcalc.layers import get_kind
 from archcalc.layers.registry import ArgError, Condition, suggest
 from archcalc.spec import LayerSpec, ModelSpec
 from archcalc.symbolic import (
-    Size, as_size, evaluate, free_names, is_number, shape_str, size_str, smallest_at_least,
-    solve_equal, symbol,
+    Size,
+    as_size,
+    evaluate,
+    free_names,
+    is_number,
+    shape_str,
+    size_str,
+    smallest_at_least,
+    solve_equal,
+    symbol,
 )
 
 

@@ -12,7 +12,7 @@ import platform
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,7 @@ def _cpu_name() -> str:
 def new_document(data: SpeechData, data_time_s: float, device: str, protocol: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "complete": False,
         "environment": environment(device),
         "data": {"source": data.source, "digest": data.digest(), "classes": list(data.classes),
@@ -252,7 +252,7 @@ def softmax_warning(plans: list[ModelPlan]) -> str | None:
 def fmt_hms(seconds: float) -> str:
     """``h:mm:ss.ffffff``, the course report's format (6 h 10 min -> 6:10:00.000000)."""
     whole = int(seconds)
-    micro = int(round((seconds - whole) * 1_000_000))
+    micro = round((seconds - whole) * 1_000_000)
     if micro == 1_000_000:
         whole, micro = whole + 1, 0
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}.{micro:06d}"

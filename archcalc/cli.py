@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import glob
+import math
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -24,9 +25,9 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SpecArg = Annotated[Optional[Path], typer.Argument(
+SpecArg = Annotated[Path | None, typer.Argument(
     help="Spec file, or the name of a bundled spec (default: speech_cnn).", show_default=False)]
-SetOpt = Annotated[Optional[list[str]], typer.Option(
+SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Give a symbol a value, e.g. --set T=200 (repeatable).", metavar="NAME=INT")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 ExplainOpt = Annotated[bool, typer.Option("--explain", help="Show the derivation step by step.")]
@@ -148,10 +149,10 @@ def params(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
 @app.command()
 @reports_errors
 def solve(spec: SpecArg = None,
-          for_: Annotated[Optional[str], typer.Option("--for", help="The symbol to solve for.")] = None,
-          target: Annotated[Optional[list[str]], typer.Option(
+          for_: Annotated[str | None, typer.Option("--for", help="The symbol to solve for.")] = None,
+          target: Annotated[list[str] | None, typer.Option(
               help="LAYER=SIZE (or LAYER:AXIS=SIZE): the values of the symbol giving that size.")] = None,
-          max_macs: Annotated[Optional[float], typer.Option(
+          max_macs: Annotated[float | None, typer.Option(
               help="The largest value of the symbol whose forward MACs stay within this budget.")] = None,
           set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Exact ranges of the input symbols, sizes reached, padding and rows lost, MAC budgets."""
@@ -164,7 +165,7 @@ def solve(spec: SpecArg = None,
     if (targets or max_macs is not None) and symbol is None:
         raise UsageError(f"{analysis.spec.source} has no symbol to solve for: write one in [input] shape, "
                          'e.g. [1, "T", 40]')
-    if max_macs is not None and (max_macs < 0 or max_macs != max_macs):
+    if max_macs is not None and (max_macs < 0 or math.isnan(max_macs)):
         raise UsageError(f"--max-macs {max_macs}: must be a non-negative number")
     report = run_solve(analysis, symbol, targets, None if max_macs is None else int(max_macs))
     from archcalc.render.cost import print_solve, solve_document
@@ -199,7 +200,7 @@ def expand_specs(items: list[str] | None) -> list[Path]:
 
 @app.command()
 @reports_errors
-def check(specs: Annotated[Optional[list[str]], typer.Argument(
+def check(specs: Annotated[list[str] | None, typer.Argument(
               help="Spec files, directories or glob patterns (default: the bundled speech_cnn).",
               show_default=False)] = None,
           no_torch: Annotated[bool, typer.Option(
@@ -268,9 +269,9 @@ def _writable(path: Path) -> Path:
 def data_synth(n: Annotated[int, typer.Option("--n", min=6, help="Samples over the three splits "
                                                                   "(2/3 train, 1/6 val, 1/6 test).")] = 9000,
                seed: Annotated[int, typer.Option(help="Seed: the same seed gives identical arrays.")] = 0,
-               out: Annotated[Optional[Path], typer.Option(
+               out: Annotated[Path | None, typer.Option(
                    help="Write the .npz here (default: the cache, where bench looks).")] = None,
-               workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes.")] = None,
+               workers: Annotated[int | None, typer.Option(min=1, help="Worker processes.")] = None,
                ) -> None:
     """Synthesize the yes/no/up data set with eSpeak NG (deterministic from the seed)."""
     import time
@@ -317,10 +318,10 @@ def data_prepare(directory: Annotated[Path, typer.Argument(help="Speech Commands
 
 @data_app.command("info")
 @reports_errors
-def data_info(file: Annotated[Optional[Path], typer.Argument(
+def data_info(file: Annotated[Path | None, typer.Argument(
                   help=".npz file or folder of .npy files (default: the synthesized default set).",
                   show_default=False)] = None,
-              png: Annotated[Optional[Path], typer.Option(help="Also draw log-mel examples per class.")]
+              png: Annotated[Path | None, typer.Option(help="Also draw log-mel examples per class.")]
               = None,
               json_: JsonOpt = False) -> None:
     """Split sizes, class balance and feature statistics of a data set."""
@@ -376,15 +377,15 @@ def _device(name: str) -> str:
 @app.command()
 @reports_errors
 def bench(
-    spec: Annotated[Optional[list[Path]], typer.Option(
+    spec: Annotated[list[Path] | None, typer.Option(
         "--spec", help="A model spec (repeatable; default: the bundled speech_cnn and speech_ffnn).")] = None,
-    data: Annotated[Optional[Path], typer.Option(
+    data: Annotated[Path | None, typer.Option(
         help=".npz or folder of .npy arrays (default: the synthesized set, made once and cached).")] = None,
-    optimizer: Annotated[Optional[list[str]], typer.Option(
+    optimizer: Annotated[list[str] | None, typer.Option(
         "--optimizer", help="sgd and/or adam (repeatable; default: both).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs (default 50, or [train]).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Mini-batch size (default 1024).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the weights and the shuffling (default 0).")]
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (default 50, or [train]).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size (default 1024).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the weights and the shuffling (default 0).")]
     = None,
     device: Annotated[str, typer.Option(help="auto (cuda when available), cpu or cuda.")] = "auto",
     amp: Annotated[str, typer.Option(help="auto (bf16 on a CPU that supports it), bf16 or off.")] = "auto",
@@ -392,7 +393,7 @@ def bench(
         "--channels-last/--no-channels-last", help="NHWC memory layout for conv models.")] = True,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (timed apart).")]
     = False,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads.")] = None,
     micro_batch: Annotated[int, typer.Option(
         min=-1, help="Accumulate each batch over slices of N samples (-1: auto, 32 for conv models "
                      "without BatchNorm on a CPU; 0: off). Same gradient, cache-sized activations.")] = -1,
@@ -404,10 +405,10 @@ def bench(
         "--both-heads", help="Train with and without the final Softmax, side by side.")] = False,
     quick: Annotated[bool, typer.Option(
         "--quick", help="A smoke run: 2 epochs on 600 synthesized samples.")] = False,
-    synth_n: Annotated[Optional[int], typer.Option(
+    synth_n: Annotated[int | None, typer.Option(
         min=6, help="Size of the synthesized set when no --data is given (default 9000).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Results folder (default runs/<timestamp>).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted bench in this folder.")]
+    out: Annotated[Path | None, typer.Option(help="Results folder (default runs/<timestamp>).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Finish an interrupted bench in this folder.")]
     = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -545,9 +546,9 @@ def _write_outputs(state: Any, plot_curves: Any, markdown_table: Any) -> None:
 def report(spec: SpecArg = None,
            format_: Annotated[str, typer.Option("--format", help="md (GitHub Markdown) or tex (LaTeX).")]
            = "md",
-           bench_dir: Annotated[Optional[Path], typer.Option(
+           bench_dir: Annotated[Path | None, typer.Option(
                "--bench", help="A bench results folder: adds the comparison table and the curves.")] = None,
-           out: Annotated[Optional[Path], typer.Option(help="Write here (default: standard output).")] = None,
+           out: Annotated[Path | None, typer.Option(help="Write here (default: standard output).")] = None,
            set_: SetOpt = None) -> None:
     """A derivation report: layers in words, output sizes, tables, parameter counts, results."""
     from archcalc.atomic import write_text

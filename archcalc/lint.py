@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 from archcalc.analysis import Analysis
 from archcalc.errors import SpecError
@@ -106,7 +107,7 @@ def _floor_drops_rows(analysis: Analysis) -> Iterator[Finding]:
     symbol = next((s for s in analysis.symbols if s not in values), None)
     for fact in window_facts(analysis, symbol, values):
         text = fact.dropped
-        if text.startswith("none") or text.startswith("depends") or text.startswith("periodic"):
+        if text.startswith(("none", "depends", "periodic")):
             continue
         yield Finding("floor-drops-rows", "info", fact.layer,
                       f"axis {fact.axis}: the floor in the output size leaves input rows that no window "
@@ -134,7 +135,7 @@ def _dominant_layer(analysis: Analysis) -> Iterator[Finding]:
 @rule("bias-before-batchnorm")
 def _bias_before_batchnorm(analysis: Analysis) -> Iterator[Finding]:
     layers = analysis.spec.layers
-    for prev, layer in zip(layers, layers[1:]):
+    for prev, layer in pairwise(layers):
         if layer.type.startswith("BatchNorm") and prev.type.startswith(("Conv", "Linear")) \
                 and prev.args.get("bias", True):
             yield Finding("bias-before-batchnorm", "warning", prev.name,

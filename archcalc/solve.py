@@ -18,7 +18,14 @@ from archcalc.layers import get_kind
 from archcalc.layers.conv import AXES
 from archcalc.layers.registry import suggest
 from archcalc.symbolic import (
-    Size, _canonical_parts, evaluate, free_names, is_number, size_str, smallest_at_least, solve_equal,
+    Size,
+    _canonical_parts,
+    evaluate,
+    free_names,
+    is_number,
+    size_str,
+    smallest_at_least,
+    solve_equal,
 )
 
 PERIOD_LIMIT = 4096  # longer periods of the floor pattern are described, not listed

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from archcalc.errors import SpecError
 from archcalc.layers import REGISTRY
@@ -165,7 +166,7 @@ class _Reader:
         layers: list[LayerSpec] = []
         names: set[str] = set()
         for i, raw in enumerate(layers_raw, start=1):
-            layer = self._layer(i, raw, set(symbols) | set(s for s in input_shape if isinstance(s, str)))
+            layer = self._layer(i, raw, set(symbols) | {s for s in input_shape if isinstance(s, str)})
             if layer.name in names:
                 raise self.fail(f"{layer.label}: duplicate layer name {layer.name!r}", layer.line)
             names.add(layer.name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Union
 
@@ -38,7 +38,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RESERVED_NAMES = frozenset({"floor", "ceil", "min", "max"})
 
 
-@lru_cache(maxsize=None)
+@cache
 def symbol(name: str) -> sp.Symbol:
     """The sympy symbol for an input size: integer and positive."""
     return sp.Symbol(name, integer=True, positive=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from archcalc.analysis import Analysis, analyze
-from archcalc.torchbuild import import_torch, make_module
 from archcalc.checks import CheckResult, check_expectations
 from archcalc.errors import ArchcalcError, CheckError, TorchMissingError
 from archcalc.symbolic import Size, evaluate, is_number, shape_str
+from archcalc.torchbuild import import_torch, make_module
 
 BATCH = 2  # BatchNorm needs more than one value per channel in training mode
 MAX_PARAMS = 200_000_000  # larger models are not built: say so instead of exhausting memory
@@ -208,7 +208,7 @@ def _build(torch: Any, analysis: Analysis, point: Mapping[str, int],
             modules[layer.name] = make_module(torch, layer, in_shape)
         except ArchcalcError:
             raise
-        except Exception as exc:  # torch refused what archcalc accepted: a failed check
+        except Exception as exc:  # noqa: BLE001  torch refused what archcalc accepted: a failed check
             _mismatch(mismatches, analysis.spec.source, layer.label, "torch build",
                       "a module", f"torch refused it: {_torch_message(exc)}", where)
             return None
@@ -228,7 +228,7 @@ def _run(torch: Any, torchinfo: Any, model: Any, input_shape: tuple[Any, ...], a
             for name, module in model.named_children():
                 try:
                     x = module(x)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001  any torch error is reported, named
                     _mismatch(mismatches, analysis.spec.source, labels.get(name, name), "torch forward",
                               "runs", f"torch refused it: {_torch_message(exc)}", where)
                     return None

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import time_process  # noqa: E402
+from _util import time_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = [str(ROOT / "specs" / "speech_cnn.toml"), str(ROOT / "specs" / "speech_ffnn.toml")]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import time_process  # noqa: E402
+from _util import time_process
 
 
 def deep_spec(n_layers: int) -> str:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import time_process  # noqa: E402
+from _util import time_process
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "speech_cnn.toml"
 

@@ -8,13 +8,13 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import GOLDEN, SPECS
 from torch import nn
 
 from archcalc import build, bundled_spec, load_spec, parse_spec
 from archcalc.bench import fmt_hms
 from archcalc.data.arrays import SpeechData, save_npz
 from archcalc.train import TrainConfig, to_device, train
-from conftest import GOLDEN, SPECS
 
 
 def easy_data(n: int = 96, seed: int = 0, noise: float = 1.0) -> SpeechData:

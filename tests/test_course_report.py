@@ -7,11 +7,11 @@ import os
 
 import pytest
 import sympy as sp
+from conftest import GOLDEN, SPECS
 
 from archcalc import analyze, bundled_spec, load_spec, parse_spec
 from archcalc.checks import check_expectations
 from archcalc.symbolic import symbol
-from conftest import GOLDEN, SPECS
 
 REPORT_SHAPES = {"conv1": (32, 97, 36), "pool1": (32, 48, 18), "conv2": (16, 44, 14),
                  "pool2": (16, 22, 7), "flatten": (2464,), "fc1": (128,), "fc2": (128,),

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, SPECS
 from hypothesis import HealthCheck, given, settings
+from torch_reference import architectures, spec_text
 
 import archcalc
 from archcalc import analyze, build, crosscheck, load_spec, parse_spec
-from conftest import ROOT, SPECS
-from torch_reference import architectures, spec_text
 
 ALL_SPECS = sorted(SPECS.glob("*.toml")) + sorted((ROOT / "examples").rglob("*.toml"))
 

@@ -10,7 +10,15 @@ import pytest
 
 from archcalc.data.arrays import SpeechData, load_data, save_npz
 from archcalc.data.features import (
-    HOP_LENGTH, LOG_FLOOR, N_FFT, SAMPLE_RATE, WIN_LENGTH, hz_to_mel, logmel, mel_filterbank, mel_to_hz,
+    HOP_LENGTH,
+    LOG_FLOOR,
+    N_FFT,
+    SAMPLE_RATE,
+    WIN_LENGTH,
+    hz_to_mel,
+    logmel,
+    mel_filterbank,
+    mel_to_hz,
 )
 from archcalc.data.synth import plan, synthesize
 from archcalc.errors import DataError
@@ -183,7 +191,7 @@ def test_prepare_seeded_split_puts_each_speaker_in_one_split(wav_folder):
 
     seed = next(s for s in range(1000)
                 if {seeded_split(f"spk{i}", s) for i in range(6)} == {"train", "val", "test"})
-    data, report = prepare(wav_folder, ["yes", "no", "up"], seed=seed)
+    _, report = prepare(wav_folder, ["yes", "no", "up"], seed=seed)
     expected = {split: 3 * sum(seeded_split(f"spk{i}", seed) == split for i in range(6))
                 for split in ("train", "val", "test")}
     assert report.used == expected  # all three words of a speaker land in that speaker's split

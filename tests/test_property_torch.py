@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch_reference import architectures, spec_text, torch_reference
 
 from archcalc.analysis import analyze
 from archcalc.errors import ShapeError
 from archcalc.spec import parse_spec
 from archcalc.symbolic import evaluate
-
-from torch_reference import architectures, spec_text, torch_reference
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

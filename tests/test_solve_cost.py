@@ -6,17 +6,17 @@ import json
 
 import pytest
 import torch
+from conftest import ROOT, SPECS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
+from torch_reference import architectures, spec_text, torch_reference
 
 from archcalc import analyze, load_spec, parse_spec
 from archcalc.cost import cost, receptive_fields
 from archcalc.errors import ShapeError
 from archcalc.solve import Target, solve
 from archcalc.symbolic import evaluate
-from conftest import ROOT, SPECS
-from torch_reference import architectures, spec_text, torch_reference
 
 CNN_T = ROOT / "examples" / "specs" / "speech_cnn_T.toml"
 

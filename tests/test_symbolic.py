@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archcalc.symbolic import (
-    ExprSyntaxError, evaluate, floor_out, ntuple, parse_size_expr, smallest_at_least, solve_equal,
+    ExprSyntaxError,
+    evaluate,
+    floor_out,
+    ntuple,
+    parse_size_expr,
+    smallest_at_least,
+    solve_equal,
     symbol,
 )
 

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from archcalc.layers.registry import (
-    ArgError, LayerKind, Step, bool_arg, choice_arg, dim_arg, float_arg, register,
+    Arg,
+    ArgError,
+    LayerKind,
+    Step,
+    bool_arg,
+    choice_arg,
+    dim_arg,
+    float_arg,
+    register,
 )
 from archcalc.symbolic import Size
 
@@ -25,7 +33,7 @@ _simple("Tanh")
 
 
 class _SoftmaxLike(LayerKind):
-    args = {"dim": dim_arg(None)}
+    args: ClassVar[dict[str, Arg]] = {"dim": dim_arg(None)}
     rank_doc = "any; dim counts the batch axis, as in torch"
 
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:

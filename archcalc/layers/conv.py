@@ -6,8 +6,19 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from archcalc.layers.registry import (
-    INFERRED, Arg, ArgError, LayerKind, ParamCount, Step, bool_arg, choice_arg, int_arg,
-    mul_str, ntuple_arg, product, register,
+    INFERRED,
+    Arg,
+    ArgError,
+    LayerKind,
+    ParamCount,
+    Step,
+    bool_arg,
+    choice_arg,
+    int_arg,
+    mul_str,
+    ntuple_arg,
+    product,
+    register,
 )
 from archcalc.symbolic import Size, as_size, floor_out, is_number, ntuple, size_str
 
@@ -147,7 +158,7 @@ class _Conv(_Windowed):
         return k, s, p, d
 
     def describe(self, args: Mapping[str, Any]) -> str:
-        k, s, p, d = self.windows(args)
+        k, s, p, _ = self.windows(args)
         parts = [f"{'x'.join(map(str, k))}", f"->{args['out_channels']}"]
         if any(x != 1 for x in s):
             parts.append(f"s{','.join(map(str, s))}")

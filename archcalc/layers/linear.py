@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from archcalc.layers.registry import (
-    INFERRED, LayerKind, ParamCount, Step, bool_arg, int_arg, mul_str, product, register,
+    INFERRED,
+    Arg,
+    LayerKind,
+    ParamCount,
+    Step,
+    bool_arg,
+    int_arg,
+    mul_str,
+    product,
+    register,
 )
 from archcalc.symbolic import Size, as_size
 
@@ -14,7 +23,7 @@ from archcalc.symbolic import Size, as_size
 @register
 class Linear(LayerKind):
     type = "Linear"
-    args = {
+    args: ClassVar[dict[str, Arg]] = {
         "in_features": int_arg(default=INFERRED),
         "out_features": int_arg(),
         "bias": bool_arg(True),

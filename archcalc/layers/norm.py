@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from archcalc.layers.registry import (
-    INFERRED, Arg, ArgError, LayerKind, ParamCount, Step, bool_arg, float_arg, int_arg,
-    mul_str, product, register,
+    INFERRED,
+    Arg,
+    ArgError,
+    LayerKind,
+    ParamCount,
+    Step,
+    bool_arg,
+    float_arg,
+    int_arg,
+    mul_str,
+    product,
+    register,
 )
 from archcalc.symbolic import Size, as_size, is_number, size_str
 
@@ -65,7 +75,7 @@ def _normalized_shape(value: Any) -> Any:
 @register
 class LayerNorm(LayerKind):
     type = "LayerNorm"
-    args = {
+    args: ClassVar[dict[str, Arg]] = {
         # torch requires it; archcalc infers the last axis when it is left out
         "normalized_shape": Arg(_normalized_shape, INFERRED),
         "eps": float_arg(1e-5, lo=0.0, lo_open=True),

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from archcalc.layers.registry import (
-    ArgError, LayerKind, Step, bool_arg, dim_arg, float_arg, mul_str, product, register,
+    Arg,
+    ArgError,
+    LayerKind,
+    Step,
+    bool_arg,
+    dim_arg,
+    float_arg,
+    mul_str,
+    product,
+    register,
 )
 from archcalc.symbolic import Size
 
@@ -14,7 +23,7 @@ from archcalc.symbolic import Size
 @register
 class Flatten(LayerKind):
     type = "Flatten"
-    args = {"start_dim": dim_arg(1), "end_dim": dim_arg(-1)}
+    args: ClassVar[dict[str, Arg]] = {"start_dim": dim_arg(1), "end_dim": dim_arg(-1)}
     rank_doc = "any; start_dim/end_dim count the batch axis, as in torch"
 
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
@@ -42,13 +51,13 @@ class Flatten(LayerKind):
 @register
 class Identity(LayerKind):
     type = "Identity"
-    args = {}
+    args: ClassVar[dict[str, Arg]] = {}
 
 
 @register
 class Dropout(LayerKind):
     type = "Dropout"
-    args = {"p": float_arg(0.5, lo=0.0, hi=1.0), "inplace": bool_arg(False)}
+    args: ClassVar[dict[str, Arg]] = {"p": float_arg(0.5, lo=0.0, hi=1.0), "inplace": bool_arg(False)}
 
     def describe(self, args: Mapping[str, Any]) -> str:
         return f"p={args['p']:g}"

@@ -2,7 +2,12 @@
 
 from archcalc.render.console import error_line, make_console, print_json, progress_reporter, warning_line
 from archcalc.render.spec import (
-    analysis_document, checks_document, explain_lines, print_checks, print_params, print_shapes,
+    analysis_document,
+    checks_document,
+    explain_lines,
+    print_checks,
+    print_params,
+    print_shapes,
     shapes_table,
 )
 

@@ -46,9 +46,8 @@ def layer_words(layer: LayerSpec, row: LayerResult) -> str:
     out = _plain(row.out_shape)
     if t.startswith("Conv"):
         k = "×".join(map(str, _window(layer)[0]))
-        pad = a["padding"] if isinstance(a["padding"], str) else a["padding"]
-        return (f"{t}: {a['out_channels']} filters of {k} over {row.in_shape[0]} input channel{_s(row.in_shape[0])}, "
-                f"stride {a['stride']}, padding {pad}{', no bias' if not a['bias'] else ''}; output {out}")
+        return (f"{t}: {a['out_channels']} filters of {k} over {row.in_shape[0]} "
+                f"input channel{_s(row.in_shape[0])}, stride {a['stride']}, padding {a['padding']}{', no bias' if not a['bias'] else ''}; output {out}")
     if "Pool" in t and not t.startswith("Adaptive"):
         k = "×".join(map(str, _window(layer)[0]))
         kind = "max" if t.startswith("Max") else "average"
@@ -190,7 +189,7 @@ def _params(analysis: Analysis) -> list[Block]:
 
 
 def _bench(bench_dir: Path, out_path: Path | None) -> list[Block]:
-    from archcalc.render.bench import caption, table_rows, _columns
+    from archcalc.render.bench import _columns, caption, table_rows
 
     doc = json.loads((bench_dir / "results.json").read_text())
     blocks = [Block("subheading", "Results"),
