@@ -218,7 +218,7 @@ def to_markdown(blocks: list[Block]) -> str:
         elif block.kind == "math":
             out.append(f"$$\n{block.content}\n$$\n")
         elif block.kind == "math_lines":
-            out.append("\n".join(f"$$\n{line}\n$$" for line in block.content) + "\n")
+            out.append("\n\n".join(f"$$\n{line}\n$$" for line in block.content) + "\n")  # GitHub needs blank lines
         elif block.kind == "table":
             header, rows = block.content
             lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
