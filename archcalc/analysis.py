@@ -193,6 +193,7 @@ class _Conditions:
 
     def _narrow(self, name: str, cond: Condition, layer: LayerSpec, where: str) -> None:
         old = self.ranges[name]
+        interval: tuple[int, int | None] | None
         if cond.op == ">=":
             lo = smallest_at_least(cond.expr, name, cond.value)
             interval = None if lo is None else (lo, None)

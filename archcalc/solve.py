@@ -126,9 +126,9 @@ def _answer(analysis: Analysis, target: Target, symbol: str | None, others: dict
         holds = expr == target.size
         interval = ((valid.lo, valid.hi) if valid else (1, None)) if holds else None
         return TargetAnswer(target, axis, expr, interval, "every value" if holds else "never")
-    names = free_names(expr)
-    if names != {symbol}:
-        return TargetAnswer(target, axis, expr, None, f"depends on {', '.join(sorted(names))}: no exact "
+    depends = free_names(expr)
+    if symbol is None or valid is None or depends != {symbol}:
+        return TargetAnswer(target, axis, expr, None, f"depends on {', '.join(sorted(depends))}: no exact "
                             "answer for one symbol; bind the others with --set")
     found = solve_equal(expr, symbol, target.size)
     if found is None:

@@ -174,7 +174,7 @@ def train(model: nn.Module, data: DeviceData, config: TrainConfig, progress: Pro
         config = replace(config, micro_batch=auto_micro_batch(model, device))
     model.to(device)
     if config.channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     optimizer = make_optimizer(model, config)

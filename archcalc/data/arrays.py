@@ -148,5 +148,5 @@ def save_npz(data: SpeechData, path: str | Path) -> Path:
     arrays = {f"X_{s}": data.X[s] for s in SPLITS} | {f"y_{s}": data.y[s] for s in SPLITS}
     arrays["classes"] = np.array(data.classes)
     with atomic_open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
     return path

@@ -236,7 +236,7 @@ def _output_size_arg(dims: int) -> Arg:
             raise ArgError(f"must be an integer, got {value!r}")
         if isinstance(value, (list, tuple)) and len(value) != dims:
             raise ArgError(f"must be an integer or a list of {dims} entries, got {value!r}")
-        out = []
+        out: list[int | None] = []
         for item in items:
             if item == "none":
                 out.append(None)  # TOML has no null: "none" keeps that axis, as None does in torch

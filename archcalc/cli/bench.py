@@ -1,0 +1,186 @@
+"""The bench command: train and time every model with every optimizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from archcalc import render
+from archcalc.cli.common import (
+    JsonOpt,
+    app,
+    reports_errors,
+    resolve_device,
+    resolve_spec,
+)
+from archcalc.errors import UsageError
+
+# --------------------------------------------------------------------------- bench
+
+@app.command()
+@reports_errors
+def bench(
+    spec: Annotated[list[Path] | None, typer.Option(
+        "--spec", help="A model spec (repeatable; default: the bundled speech_cnn and speech_ffnn).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help=".npz or folder of .npy arrays (default: the synthesized set, made once and cached).")] = None,
+    optimizer: Annotated[list[str] | None, typer.Option(
+        "--optimizer", help="sgd and/or adam (repeatable; default: both).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (default 50, or [train]).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size (default 1024).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the weights and the shuffling (default 0).")]
+    = None,
+    device: Annotated[str, typer.Option(help="auto (cuda when available), cpu or cuda.")] = "auto",
+    amp: Annotated[str, typer.Option(help="auto (bf16 on a CPU that supports it), bf16 or off.")] = "auto",
+    channels_last: Annotated[bool, typer.Option(
+        "--channels-last/--no-channels-last", help="NHWC memory layout for conv models.")] = True,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (timed apart).")]
+    = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads.")] = None,
+    micro_batch: Annotated[int, typer.Option(
+        min=-1, help="Accumulate each batch over slices of N samples (-1: auto, 32 for conv models "
+                     "without BatchNorm on a CPU; 0: off). Same gradient, cache-sized activations.")] = -1,
+    val_every: Annotated[int, typer.Option(min=0, help="Validate every N iterations (0: once per epoch).")]
+    = 1,
+    drop_final_softmax: Annotated[bool, typer.Option(
+        "--drop-final-softmax", help="Train on logits: leave out a final Softmax.")] = False,
+    both_heads: Annotated[bool, typer.Option(
+        "--both-heads", help="Train with and without the final Softmax, side by side.")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="A smoke run: 2 epochs on 600 synthesized samples.")] = False,
+    synth_n: Annotated[int | None, typer.Option(
+        min=6, help="Size of the synthesized set when no --data is given (default 9000).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results folder (default runs/<timestamp>).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Finish an interrupted bench in this folder.")]
+    = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Train and time the CNN and the FFNN with SGD and Adam: the course report's Table 1 and Figure 1."""
+    import time
+
+    optimizers = [o.lower() for o in (optimizer or ["sgd", "adam"])]
+    for name in optimizers:
+        if name not in ("sgd", "adam"):
+            raise UsageError(f"--optimizer {name!r}: use sgd or adam")
+    if amp not in ("auto", "bf16", "off"):
+        raise UsageError(f"--amp {amp!r}: use auto, bf16 or off")
+    if drop_final_softmax and both_heads:
+        raise UsageError("--drop-final-softmax and --both-heads exclude each other")
+    run_device = resolve_device(device)
+    out_dir = _out_dir(out, resume)
+    from archcalc.spec import load_spec
+
+    specs = [load_spec(resolve_spec(p)) for p in (spec or [Path("speech_cnn"), Path("speech_ffnn")])]
+    start = time.perf_counter()
+    dataset = _bench_data(data, 600 if quick and synth_n is None else synth_n or 9000)
+    data_s = time.perf_counter() - start
+    _run_bench(specs, dataset, data_s, optimizers, run_device, amp, channels_last, compile_, threads,
+               val_every, micro_batch, "logits" if drop_final_softmax else "both" if both_heads else "spec",
+               {"epochs": epochs if epochs is not None else (2 if quick else None), "batch_size": batch_size,
+                "seed": seed}, out_dir, resume is not None, json_)
+
+
+def _out_dir(out: Path | None, resume: Path | None) -> Path:
+    """The results folder, created and checked for writing before any work is done."""
+    import datetime
+    import os
+
+    if resume is not None:
+        if out is not None and out != resume:
+            raise UsageError("--resume DIR already names the results folder; leave out --out")
+        if not (resume / "results.json").exists():
+            raise UsageError(f"--resume {resume}: no results.json there to resume")
+        target = resume
+    else:
+        target = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {target}: cannot create it ({exc.strerror})") from None
+    if not os.access(target, os.W_OK):
+        raise UsageError(f"--out {target}: not writable")
+    return target
+
+
+def _bench_data(path: Path | None, synth_n: int) -> Any:
+    from archcalc.data.arrays import load_data
+
+    if path is not None:
+        return load_data(path)
+    from archcalc.data.synth import DEFAULT_SEED, default_data
+    from archcalc.render.console import info_line, progress_reporter
+
+    with progress_reporter(f"synthesizing {synth_n:,} clips (once; then cached)") as progress:
+        dataset, made = default_data(n=synth_n, seed=DEFAULT_SEED, progress=progress)
+    if made:
+        info_line(f"made the synthesized data set: {dataset.source}")
+    return dataset
+
+
+def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[str], device: str, amp: str,
+               channels_last: bool, compile_: bool, threads: int | None, val_every: int, micro_batch: int,
+               heads: str,
+               overrides: dict[str, Any], out_dir: Path, resume: bool, json_: bool) -> None:
+    import json
+
+    import torch
+
+    from archcalc import bench as protocol
+    from archcalc.plot import plot_curves
+    from archcalc.render.bench import markdown_table, print_comparison, run_progress
+    from archcalc.render.console import info_line
+    from archcalc.train import TrainConfig, bf16_supported
+
+    if threads:
+        torch.set_num_threads(threads)
+    plans = protocol.plan_models(specs, dataset, {"spec": ["spec"], "logits": ["logits"],
+                                                  "both": ["spec", "logits"]}[heads])
+    warning = protocol.softmax_warning(plans)
+    if warning:
+        render.warning_line(warning)
+    use_amp = "bf16" if amp == "bf16" or (amp == "auto" and device == "cpu" and bf16_supported(device)) else "off"
+    if use_amp == "bf16" and not bf16_supported(device):
+        raise UsageError(f"--amp bf16: this {device} does not support bfloat16")
+    base = TrainConfig(device=device, amp=use_amp, channels_last=channels_last, compile=compile_,
+                       val_every=val_every, micro_batch=micro_batch)
+    base = protocol.config_for(base, plans[0], "sgd", overrides) if plans else base
+    described = {"epochs": base.epochs, "batch_size": base.batch_size, "seed": base.seed, "amp": use_amp,
+                 "channels_last": channels_last, "compile": compile_, "val_every": val_every,
+                 "micro_batch": "auto" if micro_batch < 0 else micro_batch,
+                 "optimizers": optimizers, "loss": "cross-entropy", "heads": heads,
+                 "normalization": "training set global mean and standard deviation"}
+    state = protocol.load_state(out_dir, resume, dataset,
+                                protocol.new_document(dataset, data_s, device, described))
+
+    def on_run(run: Any, skipped: bool) -> None:
+        if skipped:
+            info_line(f"{run.id}: finished earlier, skipped")
+
+    try:
+        with run_progress() as progress:
+            protocol.run_bench(plans, optimizers, dataset, base, overrides, state, progress, on_run)
+    except KeyboardInterrupt:
+        _write_outputs(state, plot_curves, markdown_table)
+        render.error_line(f"interrupted: {len(state.doc['runs'])} finished run(s) kept in "
+                          f"{out_dir / 'results.json'}; finish with --resume {out_dir}")
+        raise typer.Exit(130) from None
+    _write_outputs(state, plot_curves, markdown_table)
+    if json_:
+        render.print_json(json.loads((out_dir / "results.json").read_text()))
+        return
+    print_comparison(state.doc)
+    render.make_console().print(f"wrote {out_dir / 'results.json'}, {out_dir / 'table.md'}, "
+                                f"{out_dir / 'curves.png'}", soft_wrap=True)
+
+
+def _write_outputs(state: Any, plot_curves: Any, markdown_table: Any) -> None:
+    from archcalc.atomic import write_text
+
+    if not state.doc["runs"]:
+        return
+    write_text(state.out_dir / "table.md", markdown_table(state.doc))
+    plot_curves(state.doc, state.out_dir / "curves.png")
+
+
