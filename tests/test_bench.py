@@ -235,14 +235,15 @@ def test_hms_format():
 
 
 def test_comparison_table_golden(monkeypatch):
-    from archcalc.render.bench import comparison_table, markdown_table
+    from archcalc.render.bench import markdown_table, print_comparison
     from archcalc.render.console import make_console
 
     doc = json.loads((GOLDEN / "bench_results.json").read_text())
-    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("COLUMNS", "80")
     console = make_console()
+    monkeypatch.setattr("archcalc.render.bench.make_console", lambda: console)
     with console.capture() as captured:
-        console.print(comparison_table(doc))
+        print_comparison(doc)
     for name, text in (("bench_table.txt", captured.get()), ("bench_table.md", markdown_table(doc))):
         if os.environ.get("ARCHCALC_UPDATE_GOLDEN"):
             (GOLDEN / name).write_text(text)

@@ -14,7 +14,7 @@ from archcalc.bench import fmt_hms
 from archcalc.render.console import make_console
 
 COLUMNS = ("model", "optimizer", "head", "parameters", "test accuracy", "training time",
-           "samples/s", "time/epoch")
+           "samples/s", "time/epoch (s)")
 
 
 def _columns(doc: dict[str, Any]) -> list[str]:
@@ -31,7 +31,7 @@ def table_rows(doc: dict[str, Any]) -> list[list[str]]:
         row = [run["model"], {"sgd": "SGD", "adam": "Adam"}.get(r["optimizer"], r["optimizer"])]
         row += [run["head"]] if show_head else []
         row += [f"{r['params']:,}", f"{100 * r['test_accuracy']:.2f}%", fmt_hms(r["train_time_s"]),
-                f"{r['samples_per_s']:,.0f}", f"{r['time_per_epoch_s']:.2f} s"]
+                f"{r['samples_per_s']:,.0f}", f"{r['time_per_epoch_s']:.2f}"]
         rows.append(row)
     return rows
 
@@ -48,11 +48,15 @@ def caption(doc: dict[str, Any]) -> str:
             "preparation excluded.")
 
 
+SHORT = {"optimizer": "optim.", "parameters": "params", "test accuracy": "test acc.",
+         "time/epoch (s)": "s/epoch"}
+
+
 def comparison_table(doc: dict[str, Any]) -> Table:
     table = Table(title="Comparison (test accuracy and training time)", title_justify="left",
-                  caption=caption(doc), caption_justify="left", box=box.SIMPLE_HEAD)
-    for name in _columns(doc):
-        table.add_column(name, justify="left" if name in ("model", "optimizer", "head") else "right",
+                  box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for name in _columns(doc):  # short headers keep the table within 80 columns
+        table.add_column(SHORT.get(name, name), justify="left" if name in ("model", "optimizer", "head") else "right",
                          no_wrap=name in ("model", "training time"))
     for row in table_rows(doc):
         table.add_row(*row)
@@ -68,7 +72,9 @@ def markdown_table(doc: dict[str, Any]) -> str:
 
 
 def print_comparison(doc: dict[str, Any]) -> None:
-    make_console().print(comparison_table(doc))
+    console = make_console()
+    console.print(comparison_table(doc))
+    console.print(caption(doc))
 
 
 @contextmanager
