@@ -19,7 +19,7 @@ from typing import Any
 from archcalc import __version__
 from archcalc.analysis import analyze
 from archcalc.atomic import write_text
-from archcalc.data.arrays import SPLITS, SpeechData
+from archcalc.data.arrays import SpeechData
 from archcalc.errors import DataError, ShapeError, UsageError
 from archcalc.spec import ModelSpec
 
@@ -256,8 +256,4 @@ def fmt_hms(seconds: float) -> str:
     if micro == 1_000_000:
         whole, micro = whole + 1, 0
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}.{micro:06d}"
-
-
-def split_sizes(data: SpeechData) -> str:
-    return "/".join(f"{data.sizes()[s]:,}" for s in SPLITS)
 

@@ -288,3 +288,16 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_every_voice_and_variant_of_the_recipe_exists():
+    from archcalc.data.espeak import ESpeak, list_variants
+    from archcalc.data.synth import VARIANTS, VOICES
+
+    assert set(VARIANTS) <= set(list_variants())
+    engine = ESpeak()
+    assert engine.sample_rate == 22050
+    for voice in VOICES:
+        engine.set_voice(voice, VARIANTS[0])
+    with pytest.raises(DataError, match="no variant 'M3'"):
+        engine.set_voice("en-us", "M3")  # variants are case-sensitive; the fallback is caught
