@@ -17,13 +17,13 @@ if TYPE_CHECKING:
     import torch
 
 
-def import_torch() -> Any:
+def import_torch(extra: str = "torch", alternative: str = " (or use --no-torch)") -> Any:
     """Import torch once, with an install hint when it is missing."""
     try:
         import torch
     except ImportError:
-        raise TorchMissingError("torch is not installed; install it with "
-                                "pip install 'archcalc[torch]' (or use --no-torch)") from None
+        raise TorchMissingError(f"torch is not installed; install it with "
+                                f"pip install 'archcalc[{extra}]'{alternative}") from None
     return torch
 
 

@@ -180,3 +180,19 @@ def test_examples_run():
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "api.py")], check=True,
                          capture_output=True, text=True).stdout
     assert "total 346067" in out and "cross-check failures: 0" in out
+
+
+@pytest.mark.parametrize("args,extra", [(["data", "info"], "data"), (["draw", "--out", "x.svg"], "data")])
+def test_missing_optional_packages_say_which_extra(tmp_path, args, extra):
+    code = (
+        "import sys\n"
+        "sys.modules['numpy'] = None\n"  # as if archcalc were installed without its data extra
+        "from typer.testing import CliRunner\n"
+        "from archcalc.cli import app\n"
+        f"result = CliRunner().invoke(app, {args!r})\n"
+        "print(result.exit_code)\n"
+        "print(result.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         check=True).stdout
+    assert out.startswith("2\n") and f"pip install 'archcalc[{extra}]'" in out and "Traceback" not in out

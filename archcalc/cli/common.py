@@ -33,8 +33,13 @@ VerifyOpt = Annotated[bool, typer.Option(
     "--verify", help="Build the model in torch and confirm every row with torchinfo.")]
 
 
+# optional packages and the extra that installs each
+EXTRAS = {"torch": "torch", "torchinfo": "torch", "numpy": "data", "scipy": "data", "matplotlib": "data",
+          "espeakng_loader": "data"}
+
+
 def reports_errors(func: F) -> F:
-    """Turn archcalc's own errors into one line on stderr and the error's exit code."""
+    """Turn archcalc's own errors, and a missing optional package, into one line and an exit code."""
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -42,6 +47,13 @@ def reports_errors(func: F) -> F:
         except ArchcalcError as exc:
             render.error_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            package = (exc.name or "").split(".")[0]
+            if package not in EXTRAS:
+                raise
+            render.error_line(f"this command needs {package}, which is not installed: "
+                              f"pip install 'archcalc[{EXTRAS[package]}]'")
+            raise typer.Exit(2) from None
     return wrapper  # type: ignore[return-value]
 
 
@@ -111,7 +123,7 @@ def resolve_device(name: str) -> str:
         return name
     from archcalc.torchbuild import import_torch
 
-    torch = import_torch()
+    torch = import_torch("bench", "")
     if torch.cuda.is_available():
         return "cuda"
     if name == "cuda":
