@@ -60,6 +60,9 @@ def bench(
     """Train and time the CNN and the FFNN with SGD and Adam: the course report's Table 1 and Figure 1."""
     import time
 
+    from archcalc.torchbuild import import_torch
+
+    import_torch("bench", "")  # torch is needed whatever the device: say so before anything else
     optimizers = [o.lower() for o in (optimizer or ["sgd", "adam"])]
     for name in optimizers:
         if name not in ("sgd", "adam"):

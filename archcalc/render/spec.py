@@ -257,7 +257,7 @@ def summary_line(groups: list[tuple[str, list[CheckResult]]], errors: list[str])
     failed = sum(1 for _, rs in groups for r in rs if not r.ok)
     specs = len(groups) + len(errors)
     line = f"{specs} spec{'s' if specs != 1 else ''}, {n_checks} checks, {failed} failed"
-    return line + (f", {len(errors)} could not be read" if errors else "")
+    return line + (f", {len(errors)} could not be checked" if errors else "")
 
 
 def checks_document(groups: list[tuple[str, list[CheckResult]]], errors: list[str]) -> dict[str, Any]:
