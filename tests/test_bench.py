@@ -255,3 +255,15 @@ def test_cuda_run_matches_the_protocol():
     config = TrainConfig(epochs=1, batch_size=32, device="cuda", amp="off", val_every=0)
     _, result = run("speech_cnn", config)
     assert result.peak_memory_kind.startswith("cuda") and result.peak_memory_bytes > 0
+
+
+def test_one_specs_train_table_does_not_leak_into_other_runs(cli, easy_npz, tmp_path, write_spec):
+    first = write_spec((SPECS / "speech_ffnn.toml").read_text().replace('name = "speech_ffnn"', 'name = "tuned"')
+                       + "\n[train]\nepochs = 1\nsgd_lr = 0.05\n", "tuned.toml")
+    plain = write_spec((SPECS / "speech_ffnn.toml").read_text() + "\n[train]\nepochs = 2\n", "plain.toml")
+    result = cli("bench", "--data", easy_npz, "--spec", first, "--spec", plain, "--out", tmp_path / "r", "--json")
+    assert result.exit_code == 0, result.output
+    configs = {r["id"]: r["result"]["config"] for r in json.loads(result.stdout)["runs"]}
+    assert (configs["tuned/sgd"]["lr"], configs["tuned/sgd"]["epochs"]) == (0.05, 1)
+    assert (configs["tuned/adam"]["lr"], configs["tuned/adam"]["epochs"]) == (0.001, 1)
+    assert (configs["speech_ffnn/sgd"]["lr"], configs["speech_ffnn/sgd"]["epochs"]) == (0.01, 2)

@@ -148,8 +148,9 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
         raise UsageError(f"--amp bf16: this {device} does not support bfloat16")
     base = TrainConfig(device=device, amp=use_amp, channels_last=channels_last, compile=compile_,
                        val_every=val_every, micro_batch=micro_batch)
-    base = protocol.config_for(base, plans[0], "sgd", overrides) if plans else base
-    described = {"epochs": base.epochs, "batch_size": base.batch_size, "seed": base.seed, "amp": use_amp,
+    # the first model's settings describe the protocol; every run resolves its own from `base`
+    first = protocol.config_for(base, plans[0], "sgd", overrides) if plans else base
+    described = {"epochs": first.epochs, "batch_size": first.batch_size, "seed": first.seed, "amp": use_amp,
                  "channels_last": channels_last, "compile": compile_, "val_every": val_every,
                  "micro_batch": "auto" if micro_batch < 0 else micro_batch,
                  "optimizers": optimizers, "loss": "cross-entropy", "heads": heads,
