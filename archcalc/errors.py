@@ -38,3 +38,12 @@ class CheckError(ArchcalcError):
     """An expectation or cross-check that did not hold."""
 
     exit_code = 1
+
+
+class TorchRefusedError(CheckError):
+    """torch refused to build a layer archcalc accepted: a bug in archcalc, reported as a failed check."""
+
+    def __init__(self, label: str, torch_message: str) -> None:
+        self.label = label
+        self.torch_message = torch_message
+        super().__init__(f"{label}: torch refused it: {torch_message}")

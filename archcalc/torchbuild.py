@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from archcalc.analysis import Analysis, analyze
-from archcalc.errors import ShapeError, TorchMissingError
+from archcalc.errors import ShapeError, TorchMissingError, TorchRefusedError
 from archcalc.layers import get_kind
 from archcalc.layers.registry import INFERRED, ArgError
 from archcalc.spec import LayerSpec, ModelSpec
@@ -65,10 +65,19 @@ def torch_kwargs(layer: LayerSpec, in_shape: tuple[Size, ...]) -> dict[str, Any]
     return kwargs
 
 
+def torch_message(exc: BaseException) -> str:
+    """The first line of a torch error, with its type."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
 def make_module(torch: Any, layer: LayerSpec, in_shape: tuple[Size, ...]) -> Any:
     """One ``torch.nn`` module; frozen (requires_grad False) when the spec says trainable = false."""
     kwargs = torch_kwargs(layer, in_shape)
-    module = getattr(torch.nn, layer.type)(**kwargs)
+    try:
+        module = getattr(torch.nn, layer.type)(**kwargs)
+    except Exception as exc:  # noqa: BLE001  whatever torch raises, name the layer
+        raise TorchRefusedError(layer.label, torch_message(exc)) from None
     if not layer.trainable:
         module.requires_grad_(False)
     return module

@@ -13,9 +13,9 @@ from typing import Any
 
 from archcalc.analysis import Analysis, analyze
 from archcalc.checks import CheckResult, check_expectations
-from archcalc.errors import ArchcalcError, CheckError, TorchMissingError
+from archcalc.errors import CheckError, TorchMissingError, TorchRefusedError
 from archcalc.symbolic import Size, evaluate, is_number, shape_str
-from archcalc.torchbuild import import_torch, make_module
+from archcalc.torchbuild import build_from_analysis, import_torch, torch_message
 
 BATCH = 2  # BatchNorm needs more than one value per channel in training mode
 MAX_PARAMS = 200_000_000  # larger models are not built: say so instead of exhausting memory
@@ -130,7 +130,7 @@ def _check_point(torch: Any, torchinfo: Any, analysis: Analysis, point: Mapping[
                                   f"not built at {where}: {_count(total)} parameters, "
                                   f"{biggest:,} activations per sample exceed the cross-check limits"))
         return
-    built = model if model is not None else _build(torch, analysis, point, mismatches)
+    built = model if model is not None else _build(analysis, point, mismatches)
     if built is None:
         return
     input_shape = tuple(evaluate(s, point) for s in analysis.input_shape)
@@ -191,28 +191,15 @@ def _mismatch(mismatches: dict[str, CheckResult], source: str, label: str, what:
                                              f"at {where}" if where else ""))
 
 
-def _torch_message(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
-
-
-def _build(torch: Any, analysis: Analysis, point: Mapping[str, int],
-           mismatches: dict[str, CheckResult]) -> Any:
-    from collections import OrderedDict
-
-    modules: OrderedDict[str, Any] = OrderedDict()
-    where = ", ".join(f"{k}={v}" for k, v in point.items())
-    for layer, row in zip(analysis.spec.layers, analysis.layers):
-        in_shape = tuple(evaluate(s, point) for s in row.in_shape)
-        try:
-            modules[layer.name] = make_module(torch, layer, in_shape)
-        except ArchcalcError:
-            raise
-        except Exception as exc:  # noqa: BLE001  torch refused what archcalc accepted: a failed check
-            _mismatch(mismatches, analysis.spec.source, layer.label, "torch build",
-                      "a module", f"torch refused it: {_torch_message(exc)}", where)
-            return None
-    return torch.nn.Sequential(modules)
+def _build(analysis: Analysis, point: Mapping[str, int], mismatches: dict[str, CheckResult]) -> Any:
+    """The model at ``point``, or None when torch refuses a layer (recorded as a mismatch)."""
+    try:
+        return build_from_analysis(analysis, point)
+    except TorchRefusedError as exc:
+        where = ", ".join(f"{k}={v}" for k, v in point.items())
+        _mismatch(mismatches, analysis.spec.source, exc.label, "torch build", "a module",
+                  f"torch refused it: {exc.torch_message}", where)
+        return None
 
 
 def _run(torch: Any, torchinfo: Any, model: Any, input_shape: tuple[Any, ...], analysis: Analysis,
@@ -230,7 +217,7 @@ def _run(torch: Any, torchinfo: Any, model: Any, input_shape: tuple[Any, ...], a
                     x = module(x)
                 except Exception as exc:  # noqa: BLE001  any torch error is reported, named
                     _mismatch(mismatches, analysis.spec.source, labels.get(name, name), "torch forward",
-                              "runs", f"torch refused it: {_torch_message(exc)}", where)
+                              "runs", f"torch refused it: {torch_message(exc)}", where)
                     return None
         raise
     return {info.var_name: info for info in summary.summary_list if info.depth == 1}

@@ -196,3 +196,21 @@ def test_missing_optional_packages_say_which_extra(tmp_path, args, extra):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                          check=True).stdout
     assert out.startswith("2\n") and f"pip install 'archcalc[{extra}]'" in out and "Traceback" not in out
+
+
+def test_a_layer_torch_refuses_to_build_is_named(monkeypatch):
+    from archcalc import torchbuild
+
+    real = torchbuild.torch_kwargs
+
+    def broken(layer, in_shape):  # as if archcalc passed fc1 an argument torch does not take
+        kwargs = real(layer, in_shape)
+        return {**kwargs, "in_feature": 1} if layer.name == "fc1" else kwargs
+
+    monkeypatch.setattr(torchbuild, "torch_kwargs", broken)
+    analysis = analyze(load_spec(SPECS / "speech_cnn.toml"))
+    failed = crosscheck(analysis).failed
+    assert failed and "'fc1'" in failed[0].layer and failed[0].what == "torch build"
+    assert "torch refused it: TypeError" in failed[0].actual
+    with pytest.raises(archcalc.errors.TorchRefusedError, match="layer 8 'fc1' .*torch refused it"):
+        build(analysis.spec)
