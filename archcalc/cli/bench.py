@@ -11,6 +11,7 @@ from archcalc import render
 from archcalc.cli.common import (
     JsonOpt,
     app,
+    load_data_or_default,
     reports_errors,
     resolve_device,
     resolve_spec,
@@ -77,7 +78,7 @@ def bench(
 
     specs = [load_spec(resolve_spec(p)) for p in (spec or [Path("speech_cnn"), Path("speech_ffnn")])]
     start = time.perf_counter()
-    dataset = _bench_data(data, 600 if quick and synth_n is None else synth_n or 9000)
+    dataset = load_data_or_default(data, 600 if quick and synth_n is None else synth_n or 9000)
     data_s = time.perf_counter() - start
     _run_bench(specs, dataset, data_s, optimizers, run_device, amp, channels_last, compile_, threads,
                val_every, micro_batch, "logits" if drop_final_softmax else "both" if both_heads else "spec",
@@ -105,21 +106,6 @@ def _out_dir(out: Path | None, resume: Path | None) -> Path:
     if not os.access(target, os.W_OK):
         raise UsageError(f"--out {target}: not writable")
     return target
-
-
-def _bench_data(path: Path | None, synth_n: int) -> Any:
-    from archcalc.data.arrays import load_data
-
-    if path is not None:
-        return load_data(path)
-    from archcalc.data.synth import DEFAULT_SEED, default_data
-    from archcalc.render.console import info_line, progress_reporter
-
-    with progress_reporter(f"synthesizing {synth_n:,} clips (once; then cached)") as progress:
-        dataset, made = default_data(n=synth_n, seed=DEFAULT_SEED, progress=progress)
-    if made:
-        info_line(f"made the synthesized data set: {dataset.source}")
-    return dataset
 
 
 def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[str], device: str, amp: str,

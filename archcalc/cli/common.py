@@ -130,3 +130,20 @@ def resolve_device(name: str) -> str:
         raise UsageError("--device cuda: CUDA is not available here (torch "
                          f"{torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
     return "cpu"
+
+
+def load_data_or_default(path: Path | None, synth_n: int | None = None) -> Any:
+    """A data file or folder, else the synthesized default set (made once, with a progress bar)."""
+    from archcalc.data.arrays import load_data
+
+    if path is not None:
+        return load_data(path)
+    from archcalc.data.synth import DEFAULT_N, DEFAULT_SEED, default_data
+    from archcalc.render.console import info_line, progress_reporter
+
+    n = synth_n or DEFAULT_N
+    with progress_reporter(f"synthesizing {n:,} clips (once; then cached)") as progress:
+        data, made = default_data(n=n, seed=DEFAULT_SEED, progress=progress)
+    if made:
+        info_line(f"made the synthesized data set: {data.source}")
+    return data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -11,6 +11,7 @@ from archcalc import render
 from archcalc.cli.common import (
     JsonOpt,
     app,
+    load_data_or_default,
     reports_errors,
     resolve_device,
     writable_path,
@@ -87,7 +88,7 @@ def data_info(file: Annotated[Path | None, typer.Argument(
     """Split sizes, class balance and feature statistics of a data set."""
     from archcalc.render.data import data_document, print_data_info
 
-    data = _load_data(file)
+    data = load_data_or_default(file)
     if png is not None:
         from archcalc.plot import plot_examples
 
@@ -98,20 +99,5 @@ def data_info(file: Annotated[Path | None, typer.Argument(
         print_data_info(data)
         if png is not None:
             render.make_console().print(f"wrote {png}")
-
-
-def _load_data(file: Path | None) -> Any:
-    from archcalc.data.arrays import load_data
-
-    if file is not None:
-        return load_data(file)
-    from archcalc.data.synth import default_data
-    from archcalc.render.console import info_line, progress_reporter
-
-    with progress_reporter("synthesizing the default data set") as progress:
-        data, made = default_data(progress=progress)
-    if made:
-        info_line(f"made the default data set once: {data.source}")
-    return data
 
 
