@@ -15,11 +15,11 @@ torch is imported only by ``build``, ``crosscheck`` and ``assert_spec``, when th
 from __future__ import annotations
 
 from archcalc.analysis import Analysis, LayerResult, analyze
-from archcalc.checks import CheckResult, check_expectations
+from archcalc.analysis.expectations import CheckResult, check_expectations
 from archcalc.errors import ArchcalcError, CheckError, DataError, ShapeError, SpecError
+from archcalc.pytorch.build import build
+from archcalc.pytorch.crosscheck import assert_spec, crosscheck
 from archcalc.spec import LayerSpec, ModelSpec, bundled_spec, load_spec, parse_spec
-from archcalc.torchbuild import build
-from archcalc.torchcheck import assert_spec, crosscheck
 
 __version__ = "0.1.0"
 

@@ -130,7 +130,7 @@ def ntuple(value: int | tuple[int, ...], n: int) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------- canonical floor form
 
-def _canonical_parts(x: sp.Expr) -> tuple[dict[sp.Symbol, Fraction], Fraction, int] | None:
+def canonical_parts(x: sp.Expr) -> tuple[dict[sp.Symbol, Fraction], Fraction, int] | None:
     """Split ``x == floor(sum c*s + f) + m``; None when x is not of that form."""
     m = 0
     floor_term = None
@@ -183,7 +183,7 @@ def floor_div(x: Size, offset: int, s: int) -> Size:
     """``floor((x + offset) / s)`` for an integer-valued size x and a positive integer s."""
     if isinstance(x, int):
         return (x + offset) // s
-    parts = _canonical_parts(x)
+    parts = canonical_parts(x)
     if parts is None:
         return as_size(sp.floor((x + offset) / s))
     coeffs, f, m = parts
@@ -215,7 +215,7 @@ def smallest_at_least(expr: Size, name: str, target: int, limit: int = 2**256) -
     """
     if isinstance(expr, int):
         return 1 if expr >= target else None
-    parts = _canonical_parts(expr)
+    parts = canonical_parts(expr)
     if parts is not None and len(parts[0]) == 1:
         (sym, c), = parts[0].items()
         if sym.name == name and c > 0:  # type: ignore[attr-defined]

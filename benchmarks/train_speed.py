@@ -2,7 +2,7 @@
 
 The naive loop: a DataLoader over a TensorDataset (shuffle), `loss.item()` logged every batch,
 default settings (fp32, NCHW), evaluation under no_grad through a DataLoader. archcalc's loop:
-`archcalc.train.train` with its CPU defaults (channels_last, bf16 autocast where the CPU supports
+`archcalc.bench.train.train` with its CPU defaults (channels_last, bf16 autocast where the CPU supports
 it, gradient accumulation over cache-sized slices of each batch for conv models, pre-shuffled tensor
 indexing, one synchronization per epoch, inference_mode evaluation). It also runs archcalc's loop
 with each default turned off in turn, to show what each one is worth.
@@ -23,7 +23,7 @@ from torch import nn
 
 from archcalc import analyze, build, bundled_spec, load_spec
 from archcalc.data.arrays import SpeechData
-from archcalc.train import TrainConfig, bf16_supported, to_device, train
+from archcalc.bench.train import TrainConfig, bf16_supported, to_device, train
 
 
 def easy_data(n_train: int, seed: int = 0) -> SpeechData:

@@ -12,9 +12,9 @@ from conftest import GOLDEN, SPECS
 from torch import nn
 
 from archcalc import build, bundled_spec, load_spec, parse_spec
-from archcalc.bench import fmt_hms
+from archcalc.bench.protocol import fmt_hms
+from archcalc.bench.train import TrainConfig, to_device, train
 from archcalc.data.arrays import SpeechData, save_npz
-from archcalc.train import TrainConfig, to_device, train
 
 
 def easy_data(n: int = 96, seed: int = 0, noise: float = 1.0) -> SpeechData:
@@ -97,7 +97,7 @@ def test_fast_loop_changes_speed_not_maths(channels_last, micro_batch):
 
 
 def test_micro_batch_is_automatic_only_where_it_keeps_the_maths():
-    from archcalc.train import auto_micro_batch
+    from archcalc.bench.train import auto_micro_batch
 
     cnn, ffnn = build(load_spec(bundled_spec("speech_cnn"))), build(load_spec(bundled_spec("speech_ffnn")))
     assert auto_micro_batch(cnn, "cpu") == 32
@@ -146,7 +146,7 @@ def test_both_heads_and_json(cli, easy_npz, tmp_path):
 
 
 def test_interrupted_bench_keeps_finished_runs_and_resumes(cli, easy_npz, tmp_path, monkeypatch):
-    import archcalc.train as train_module
+    import archcalc.bench.train as train_module
 
     real_train = train_module.train
     calls = {"n": 0}

@@ -10,7 +10,7 @@ import sympy as sp
 from conftest import GOLDEN, SPECS
 
 from archcalc import analyze, bundled_spec, load_spec, parse_spec
-from archcalc.checks import check_expectations
+from archcalc.analysis.expectations import check_expectations
 from archcalc.symbolic import symbol
 
 REPORT_SHAPES = {"conv1": (32, 97, 36), "pool1": (32, 48, 18), "conv2": (16, 44, 14),
@@ -78,9 +78,9 @@ def test_json_document(cli):
     assert doc["model"] == "speech_cnn" and doc["input_shape"] == [1, 101, 40]
     assert doc["symbols"] == {} and doc["total_params"] == 346067 == doc["trainable_params"]
     first = doc["layers"][0]
-    assert set(first) == {"index", "name", "type", "input_shape", "output_shape", "params",
+    assert set(first) == {"index", "name", "type", "inputs", "input_shape", "output_shape", "params",
                           "trainable_params", "params_formula"}
-    assert first == {"index": 1, "name": "conv1", "type": "Conv2d", "input_shape": [1, 101, 40],
+    assert first == {"index": 1, "name": "conv1", "type": "Conv2d", "inputs": ["input"], "input_shape": [1, 101, 40],
                      "output_shape": [32, 97, 36], "params": 832, "trainable_params": 832,
                      "params_formula": "5*5*1*32 + 32"}
     assert cli("params", "--json").stdout == result.stdout

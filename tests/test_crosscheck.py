@@ -57,7 +57,7 @@ def test_wrong_expectation_fails_with_exit_1(cli, write_spec):
     result = cli("check", write_spec(text))
     assert result.exit_code == 1
     assert "4 conv2" in result.stdout and "12,800" in result.stdout and "12,816" in result.stdout
-    assert "1 spec, 28 checks, 1 failed" in result.stdout
+    assert "1 spec, 29 checks, 1 failed" in result.stdout
 
 
 def test_several_specs_report_every_failure(cli, write_spec, tmp_path):
@@ -199,7 +199,7 @@ def test_missing_optional_packages_say_which_extra(tmp_path, args, extra):
 
 
 def test_a_layer_torch_refuses_to_build_is_named(monkeypatch):
-    from archcalc import torchbuild
+    from archcalc.pytorch import build as torchbuild
 
     real = torchbuild.torch_kwargs
 

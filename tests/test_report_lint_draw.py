@@ -12,7 +12,7 @@ import pytest
 from conftest import GOLDEN, SPECS
 
 from archcalc import analyze, parse_spec
-from archcalc.lint import RULES, lint
+from archcalc.analysis.lint import RULES, lint
 
 CLEAN = """
 [input]
@@ -108,7 +108,7 @@ def test_latex_report_compiles(cli, tmp_path, spec):
     bench = tmp_path / "run"
     bench.mkdir()
     shutil.copy(GOLDEN / "bench_results.json", bench / "results.json")
-    from archcalc.plot import plot_curves
+    from archcalc.render.plot import plot_curves
 
     plot_curves(json.loads((bench / "results.json").read_text()), bench / "curves.png")
     tex = tmp_path / "report.tex"
@@ -145,6 +145,8 @@ def test_clean_spec_has_no_findings(cli, write_spec):
     ("dropout-before-conv", lambda t: t.replace('[[layers]]\ntype = "MaxPool2d"',
                                                 '[[layers]]\ntype = "Dropout"\n[[layers]]\ntype = "MaxPool2d"')),
     ("kernel-exceeds-input", lambda t: t.replace("shape = [3, 32, 32]", 'shape = [3, "H", 32]')),
+    ("unused-node", lambda t: t.replace("[[layers]]", '[[layers]]\nname = "dead"\ntype = "ReLU"\n'
+                                                      '[[layers]]\nfrom = "input"\n', 1)),
 ])
 def test_each_smell_is_found_and_can_be_silenced(rule_id, change):
     smelly = change(CLEAN)
@@ -155,7 +157,7 @@ def test_each_smell_is_found_and_can_be_silenced(rule_id, change):
 def test_every_rule_is_tested():
     assert set(RULES) == {"final-softmax", "final-logsoftmax", "activation-after-output", "floor-drops-rows",
                           "dominant-layer", "bias-before-batchnorm", "dropout-before-conv",
-                          "kernel-exceeds-input"}
+                          "kernel-exceeds-input", "unused-node"}
 
 
 def test_course_cnn_lint_and_exit_codes(cli):

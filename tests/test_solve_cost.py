@@ -13,9 +13,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch_reference import architectures, spec_text, torch_reference
 
 from archcalc import analyze, load_spec, parse_spec
-from archcalc.cost import cost, receptive_fields
+from archcalc.analysis.cost import cost, receptive_fields
+from archcalc.analysis.solve import Target, solve
 from archcalc.errors import ShapeError
-from archcalc.solve import Target, solve
 from archcalc.symbolic import evaluate
 
 CNN_T = ROOT / "examples" / "specs" / "speech_cnn_T.toml"
@@ -178,7 +178,7 @@ def test_cost_cli_and_json(cli):
 @settings(max_examples=200)
 @given(st.integers(1, 200), st.integers(1, 7), st.integers(1, 4), st.integers(1, 3))
 def test_keep_padding_gives_ceil_n_over_s(n, k, s, d):
-    from archcalc.solve import keep_total
+    from archcalc.analysis.solve import keep_total
     from archcalc.symbolic import floor_out
 
     total = keep_total(n, k, s, d)

@@ -61,7 +61,7 @@ def bench(
     """Train and time the CNN and the FFNN with SGD and Adam: the course report's Table 1 and Figure 1."""
     import time
 
-    from archcalc.torchbuild import import_torch
+    from archcalc.pytorch.build import import_torch
 
     import_torch("bench", "")  # torch is needed whatever the device: say so before anything else
     optimizers = [o.lower() for o in (optimizer or ["sgd", "adam"])]
@@ -116,11 +116,11 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
 
     import torch
 
-    from archcalc import bench as protocol
-    from archcalc.plot import plot_curves
+    from archcalc.bench import protocol
+    from archcalc.bench.train import TrainConfig, bf16_supported
     from archcalc.render.bench import markdown_table, print_comparison, run_progress
     from archcalc.render.console import info_line
-    from archcalc.train import TrainConfig, bf16_supported
+    from archcalc.render.plot import plot_curves
 
     if threads:
         torch.set_num_threads(threads)

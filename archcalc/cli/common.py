@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from archcalc import __version__, render
 from archcalc.errors import ArchcalcError, UsageError
+
+if TYPE_CHECKING:
+    from archcalc.analysis import Analysis
 
 app = typer.Typer(
     name="archcalc",
@@ -81,16 +84,35 @@ def resolve_spec(path: Path | None) -> Path:
     return path
 
 
-def load_analysis(path: Path | None, overrides: list[str] | None):  # type: ignore[no-untyped-def]
-    from archcalc.analysis import analyze, parse_assignments
+def parse_assignments(items: list[str] | None) -> dict[str, int]:
+    """``["T=200", ...]`` from ``--set`` into a dict; bad text is a UsageError."""
+    values: dict[str, int] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name:
+            raise UsageError(f"--set {item!r}: write NAME=INTEGER, e.g. --set T=200")
+        if not (text.isdigit() and int(text) >= 1):
+            raise UsageError(f"--set {item!r}: the value must be a positive integer, got {text!r}")
+        values[name] = int(text)
+    return values
+
+
+def load_analysis(path: Path | None, overrides: list[str] | None) -> Analysis:
+    """Read the spec (or a bundled one) and analyze it at the ``--set`` values."""
+    from archcalc.analysis import analyze
     from archcalc.spec import load_spec
 
     values = parse_assignments(overrides)
-    return analyze(load_spec(resolve_spec(path)), values)
+    spec = load_spec(resolve_spec(path))
+    try:
+        return analyze(spec, values)
+    except UsageError as exc:
+        raise UsageError(f"--set: {exc.message}") from None
 
 
 def verified_marks(analysis: Any) -> dict[str, str]:
-    from archcalc.torchcheck import crosscheck
+    from archcalc.pytorch.crosscheck import crosscheck
 
     report = crosscheck(analysis)
     report.raise_if_failed()
@@ -121,7 +143,7 @@ def resolve_device(name: str) -> str:
         raise UsageError(f"--device {name!r}: use auto, cpu or cuda")
     if name == "cpu":
         return name
-    from archcalc.torchbuild import import_torch
+    from archcalc.pytorch.build import import_torch
 
     torch = import_torch("bench", "")
     if torch.cuda.is_available():

@@ -90,7 +90,7 @@ def data_info(file: Annotated[Path | None, typer.Argument(
 
     data = load_data_or_default(file)
     if png is not None:
-        from archcalc.plot import plot_examples
+        from archcalc.render.plot import plot_examples
 
         plot_examples(data, writable_path(png))
     if json_:

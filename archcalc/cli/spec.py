@@ -59,7 +59,7 @@ def params(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
            dtype: Annotated[str, typer.Option(help="float32, bfloat16, float16 or float64.")] = "float32",
            ) -> None:
     """Parameters per layer with their formulas, and the totals."""
-    from archcalc.cost import DTYPE_BYTES
+    from archcalc.analysis.cost import DTYPE_BYTES
 
     if dtype not in DTYPE_BYTES:
         raise UsageError(f"--dtype {dtype!r}: use {', '.join(DTYPE_BYTES)}")
@@ -67,7 +67,7 @@ def params(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
     verified = verified_marks(analysis) if verify else None
     report = None
     if cost:
-        from archcalc.cost import cost as compute_cost
+        from archcalc.analysis.cost import cost as compute_cost
 
         report = compute_cost(analysis, batch, dtype)
     if json_:
@@ -93,20 +93,22 @@ def solve(spec: SpecArg = None,
               help="LAYER=SIZE (or LAYER:AXIS=SIZE): the values of the symbol giving that size.")] = None,
           max_macs: Annotated[float | None, typer.Option(
               help="The largest value of the symbol whose forward MACs stay within this budget.")] = None,
+          near: Annotated[int | None, typer.Option(
+              help="The valid values of the symbol nearest this one (below and above).", min=1)] = None,
           set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Exact ranges of the input symbols, sizes reached, padding and rows lost, MAC budgets."""
-    from archcalc.solve import free_symbol, parse_target
-    from archcalc.solve import solve as run_solve
+    from archcalc.analysis.solve import free_symbol, parse_target
+    from archcalc.analysis.solve import solve as run_solve
 
     analysis = load_analysis(spec, set_)
     symbol = free_symbol(analysis, for_)
     targets = [parse_target(t) for t in target or []]
-    if (targets or max_macs is not None) and symbol is None:
+    if (targets or max_macs is not None or near is not None) and symbol is None:
         raise UsageError(f"{analysis.spec.source} has no symbol to solve for: write one in [input] shape, "
                          'e.g. [1, "T", 40]')
     if max_macs is not None and (max_macs < 0 or math.isnan(max_macs)):
         raise UsageError(f"--max-macs {max_macs}: must be a non-negative number")
-    report = run_solve(analysis, symbol, targets, None if max_macs is None else int(max_macs))
+    report = run_solve(analysis, symbol, targets, None if max_macs is None else int(max_macs), near)
     from archcalc.render.cost import print_solve, solve_document
 
     if json_:
@@ -146,8 +148,9 @@ def check(specs: Annotated[list[str] | None, typer.Argument(
               "--no-torch", help="Only the spec's own expectations; do not build the model.")] = False,
           set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Assert every expectation in the specs (and cross-check with torch); exit 1 on a mismatch."""
-    from archcalc.analysis import analyze, parse_assignments
-    from archcalc.checks import check_expectations
+    from archcalc.analysis import analyze
+    from archcalc.analysis.expectations import check_expectations
+    from archcalc.cli.common import parse_assignments
     from archcalc.spec import load_spec
 
     values = parse_assignments(set_)
@@ -160,7 +163,7 @@ def check(specs: Annotated[list[str] | None, typer.Argument(
             analysis = analyze(spec, {k: v for k, v in values.items() if k in spec.symbol_names})
             results = check_expectations(analysis)
             if not no_torch:
-                from archcalc.torchcheck import crosscheck
+                from archcalc.pytorch.crosscheck import crosscheck
 
                 results += crosscheck(analysis).results
         except ArchcalcError as exc:
@@ -216,7 +219,7 @@ def lint(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
          strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any warning is found.")] = False,
          ) -> None:
     """Architecture smells, each with an id, a reason and a fix (ids can be silenced in the spec)."""
-    from archcalc.lint import lint as run_lint
+    from archcalc.analysis.lint import lint as run_lint
     from archcalc.render.lint import lint_document, print_lint
 
     analysis = load_analysis(spec, set_)
@@ -235,7 +238,7 @@ def draw(spec: SpecArg = None,
          out: Annotated[Path, typer.Option(help="FILE.svg or FILE.png.")] = Path("network.svg"),
          set_: SetOpt = None) -> None:
     """A diagram of the network: one box per layer, tensor sizes and parameters on log scales."""
-    from archcalc.plot import plot_network
+    from archcalc.render.plot import plot_network
 
     if out.suffix.lower() not in (".svg", ".png"):
         raise UsageError(f"--out {out}: the file must end in .svg or .png")

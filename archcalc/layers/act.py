@@ -16,24 +16,63 @@ from archcalc.layers.registry import (
     float_arg,
     register,
 )
-from archcalc.symbolic import Size
+from archcalc.symbolic import Size, size_str
 
 
-def _simple(name: str, **args: Any) -> None:
-    register(type(name, (LayerKind,), {"type": name, "args": args}))
+class _Activation(LayerKind):
+    family = "activation"
 
 
-_simple("ReLU", inplace=bool_arg(False))
-_simple("LeakyReLU", negative_slope=float_arg(0.01), inplace=bool_arg(False))
-_simple("ELU", alpha=float_arg(1.0), inplace=bool_arg(False))
-_simple("GELU", approximate=choice_arg(("none", "tanh"), "none"))
-_simple("SiLU", inplace=bool_arg(False))
-_simple("Sigmoid")
-_simple("Tanh")
+@register
+class ReLU(_Activation):
+    type = "ReLU"
+    args: ClassVar[dict[str, Arg]] = {"inplace": bool_arg(False)}
+    words_name = "ReLU activation"
+
+
+@register
+class LeakyReLU(_Activation):
+    type = "LeakyReLU"
+    args: ClassVar[dict[str, Arg]] = {"negative_slope": float_arg(0.01), "inplace": bool_arg(False)}
+    words_name = "leaky ReLU activation"
+
+
+@register
+class ELU(_Activation):
+    type = "ELU"
+    args: ClassVar[dict[str, Arg]] = {"alpha": float_arg(1.0), "inplace": bool_arg(False)}
+    words_name = "ELU activation"
+
+
+@register
+class GELU(_Activation):
+    type = "GELU"
+    args: ClassVar[dict[str, Arg]] = {"approximate": choice_arg(("none", "tanh"), "none")}
+    words_name = "GELU activation"
+
+
+@register
+class SiLU(_Activation):
+    type = "SiLU"
+    args: ClassVar[dict[str, Arg]] = {"inplace": bool_arg(False)}
+    words_name = "SiLU activation"
+
+
+@register
+class Sigmoid(_Activation):
+    type = "Sigmoid"
+    words_name = "sigmoid activation"
+
+
+@register
+class Tanh(_Activation):
+    type = "Tanh"
+    words_name = "tanh activation"
 
 
 class _SoftmaxLike(LayerKind):
     args: ClassVar[dict[str, Arg]] = {"dim": dim_arg(None)}
+    family = "softmax"
     rank_doc = "any; dim counts the batch axis, as in torch"
 
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
@@ -46,6 +85,10 @@ class _SoftmaxLike(LayerKind):
 
     def describe(self, args: Mapping[str, Any]) -> str:
         return "" if args["dim"] is None else f"dim={args['dim']}"
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        return f"{self.type} over the {size_str(out_shape[-1])} outputs"
 
 
 @register

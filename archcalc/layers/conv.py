@@ -25,6 +25,10 @@ from archcalc.symbolic import Size, as_size, floor_out, is_number, ntuple, size_
 AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
+def _out_words(shape: tuple[Size, ...]) -> str:
+    return " × ".join(size_str(s) for s in shape)
+
+
 def _term(n: Size) -> str:
     text = size_str(n)
     return text if is_number(n) or text.isidentifier() else f"({text})"
@@ -87,6 +91,18 @@ def _conv_args(dims: int) -> dict[str, Arg]:
 
 
 class _Conv(_Windowed):
+    family = "conv"
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        k = "×".join(map(str, self.windows(args)[0]))
+        cin = in_shapes[0][0]
+        plural = "" if cin == 1 else "s"
+        bias = "" if args["bias"] else ", no bias"
+        return (f"{self.type}: {args['out_channels']} filters of {k} over {size_str(cin)} input "
+                f"channel{plural}, stride {args['stride']}, padding {args['padding']}{bias}; "
+                f"output {_out_words(out_shape)}")
+
     def check_args(self, args: Mapping[str, Any]) -> None:
         groups = args["groups"]
         if args["out_channels"] % groups:
@@ -178,6 +194,15 @@ def _conv(dims: int) -> type[_Conv]:
 
 
 class _Pool(_Windowed):
+    family = "pool"
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        k = "×".join(map(str, self.windows(args)[0]))
+        how = "max" if self.type.startswith("Max") else "average"
+        stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
+        return f"{self.type}: {how} pooling over {k} windows, stride {stride}; output {_out_words(out_shape)}"
+
     def check_args(self, args: Mapping[str, Any]) -> None:
         if args.get("return_indices"):
             raise ArgError("return_indices = true returns a tuple, which a sequential model cannot pass on")
@@ -249,6 +274,12 @@ def _output_size_arg(dims: int) -> Arg:
 
 
 class _AdaptivePool(_Windowed):
+    family = "adaptive_pool"
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        return f"{self.type}: pooling to a fixed size {args['output_size']}; output {_out_words(out_shape)}"
+
     def check_args(self, args: Mapping[str, Any]) -> None:
         if args.get("return_indices"):
             raise ArgError("return_indices = true returns a tuple, which a sequential model cannot pass on")

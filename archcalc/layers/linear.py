@@ -17,7 +17,7 @@ from archcalc.layers.registry import (
     product,
     register,
 )
-from archcalc.symbolic import Size, as_size
+from archcalc.symbolic import Size, as_size, size_str
 
 
 @register
@@ -29,6 +29,7 @@ class Linear(LayerKind):
         "bias": bool_arg(True),
     }
     rank_doc = "(..., in_features)"
+    family = "linear"
 
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
         step = Step((*shape[:-1], args["out_features"]))
@@ -55,3 +56,7 @@ class Linear(LayerKind):
 
     def spans_input(self) -> bool:
         return True
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        return f"Linear (fully connected): {size_str(in_shapes[0][-1])} → {args['out_features']}"

@@ -32,7 +32,17 @@ def _bn_args() -> dict[str, Arg]:
     }
 
 
-class _BatchNorm(LayerKind):
+class _Norm(LayerKind):
+    family = "norm"
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        return f"{self.type}: normalization; output {' × '.join(size_str(s) for s in out_shape)}"
+
+
+class _BatchNorm(_Norm):
+    has_batch_stats = True
+
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
         step = Step(tuple(shape))
         step.infer("num_features", args["num_features"], shape[0])
@@ -73,7 +83,7 @@ def _normalized_shape(value: Any) -> Any:
 
 
 @register
-class LayerNorm(LayerKind):
+class LayerNorm(_Norm):
     type = "LayerNorm"
     args: ClassVar[dict[str, Arg]] = {
         # torch requires it; archcalc infers the last axis when it is left out

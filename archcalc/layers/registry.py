@@ -121,17 +121,18 @@ def dim_arg(default: Any) -> Arg:
 
 @dataclass(frozen=True)
 class Condition:
-    """A requirement on the symbols for the spec to hold: ``expr >= 1`` or ``expr == value``."""
+    """A requirement on the symbols for the spec to hold: ``expr >= n``, ``expr == n``, or
+    ``expr == value`` for two sizes (where branches of a graph meet)."""
 
     layer_index: int
     layer_name: str
     what: str
     expr: Size
     op: str  # ">=" or "=="
-    value: int
+    value: Size
 
     def text(self) -> str:
-        return f"{size_str(self.expr)} {self.op} {self.value}"
+        return f"{size_str(self.expr)} {self.op} {size_str(self.value)}"
 
 
 @dataclass
@@ -140,10 +141,19 @@ class Step:
 
     out_shape: tuple[Size, ...]
     derivation: list[tuple[str, Size]] = field(default_factory=list)
-    conditions: list[tuple[str, Size, str, int]] = field(default_factory=list)
+    conditions: list[tuple[str, Size, str, Size]] = field(default_factory=list)
 
     def need_positive(self, what: str, size: Size) -> None:
         self.conditions.append((what, size, ">=", 1))
+
+    def need_equal(self, what: str, a: Size, b: Size) -> None:
+        """Two sizes that must agree (branches meeting in a merge); numbers are checked at once."""
+        if is_number(a) and is_number(b):
+            if a != b:
+                raise ArgError(f"{what}: {a} vs {b}")
+            return
+        if a != b:
+            self.conditions.append((what, a, "==", b))
 
     def infer(self, name: str, written: Any, incoming: Size) -> Size:
         """An inferred argument takes the incoming size; a written one must agree with it.
@@ -167,13 +177,27 @@ class ParamCount:
     trainable: bool = True
 
 
+FAMILIES = ("conv", "conv_transpose", "pool", "adaptive_pool", "upsample", "linear", "activation", "norm",
+            "softmax", "reshape", "dropout", "identity", "merge")
+
+
 class LayerKind:
-    """Base class of a layer kind. Subclasses set ``type``/``args`` and override the rules."""
+    """Base class of a layer kind. Subclasses set ``type``/``args`` and override the rules.
+
+    Facts about the kind's family live here, so reports, lint rules, diagrams and the bench ask the
+    kind instead of matching type names: ``family`` (one of ``FAMILIES``), ``has_batch_stats``
+    (normalizes over the batch, so micro-batching would change the maths) and ``arity`` (inputs
+    taken: 1, or None for two or more).
+    """
 
     type: ClassVar[str] = ""
     args: ClassVar[dict[str, Arg]] = {}
     ranks: ClassVar[tuple[int, ...] | None] = None  # accepted per-sample ranks; None: any >= 1
     rank_doc: ClassVar[str] = ""
+    family: ClassVar[str] = "identity"
+    has_batch_stats: ClassVar[bool] = False
+    arity: ClassVar[int | None] = 1
+    words_name: ClassVar[str] = ""  # how a report names the kind ("ReLU activation"); default: type
 
     def check_args(self, args: Mapping[str, Any]) -> None:
         """Checks between arguments, once they are valid one by one (raise ArgError)."""
@@ -181,6 +205,20 @@ class LayerKind:
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
         """Output shape and derivation for a per-sample input shape."""
         return Step(tuple(shape))
+
+    def apply_all(self, shapes: tuple[tuple[Size, ...], ...], args: Mapping[str, Any]) -> Step:
+        """Output shape for the shapes of every input (one for most kinds; merges take several)."""
+        return self.apply(shapes[0], args)
+
+    def build_module(self, torch: Any, kwargs: Mapping[str, Any]) -> Any:
+        """The ``torch.nn`` module for these constructor arguments."""
+        return getattr(torch.nn, self.type)(**kwargs)
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        """The layer in a sentence, as a report lists it (``out`` is the output, ``A × B``)."""
+        out = " × ".join(size_str(s) for s in out_shape)
+        return f"{self.words_name or self.type}; output {out}"
 
     def params(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> ParamCount:
         return ParamCount(0, "0")

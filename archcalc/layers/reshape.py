@@ -17,7 +17,7 @@ from archcalc.layers.registry import (
     product,
     register,
 )
-from archcalc.symbolic import Size
+from archcalc.symbolic import Size, size_str
 
 
 @register
@@ -25,6 +25,7 @@ class Flatten(LayerKind):
     type = "Flatten"
     args: ClassVar[dict[str, Arg]] = {"start_dim": dim_arg(1), "end_dim": dim_arg(-1)}
     rank_doc = "any; start_dim/end_dim count the batch axis, as in torch"
+    family = "reshape"
 
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:
         full = len(shape) + 1  # torch counts the batch axis
@@ -47,10 +48,16 @@ class Flatten(LayerKind):
     def spans_input(self) -> bool:
         return True
 
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        merged = " × ".join(size_str(s) for s in in_shapes[0])
+        return f"Flatten: {merged} = {' × '.join(size_str(s) for s in out_shape)} features"
+
 
 @register
 class Identity(LayerKind):
     type = "Identity"
+    words_name = "identity"
     args: ClassVar[dict[str, Arg]] = {}
 
 
@@ -58,6 +65,11 @@ class Identity(LayerKind):
 class Dropout(LayerKind):
     type = "Dropout"
     args: ClassVar[dict[str, Arg]] = {"p": float_arg(0.5, lo=0.0, hi=1.0), "inplace": bool_arg(False)}
+    family = "dropout"
 
     def describe(self, args: Mapping[str, Any]) -> str:
         return f"p={args['p']:g}"
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        return f"Dropout with p = {args['p']:g}"

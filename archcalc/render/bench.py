@@ -10,7 +10,7 @@ from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from archcalc.bench import fmt_hms
+from archcalc.bench.protocol import fmt_hms
 from archcalc.render.console import make_console
 
 COLUMNS = ("model", "optimizer", "head", "parameters", "test accuracy", "training time",

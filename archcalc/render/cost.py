@@ -8,10 +8,10 @@ from rich import box
 from rich.table import Table
 
 from archcalc.analysis import Analysis
-from archcalc.cost import CostReport, receptive_fields
+from archcalc.analysis.cost import CostReport, receptive_fields
+from archcalc.analysis.solve import SolveReport
 from archcalc.render.console import make_console
 from archcalc.render.spec import count_text
-from archcalc.solve import SolveReport
 from archcalc.symbolic import Size, compact_str, is_number, size_str
 
 COST_NOTE = ("MACs: forward multiply-accumulates per sample (conv and linear layers; activations, "
@@ -30,6 +30,8 @@ def rf_rows(analysis: Analysis) -> tuple[tuple[str, ...], list[list[str]]]:
         cells = [str(row.index), row.name, row.type]
         if axes is None:
             cells += ["whole input"] * len(names)
+        elif isinstance(axes, str):
+            cells += [axes] * len(names)
         else:
             cells += [f"r={f.size} j={f.jump} start={_frac(f.start)}" for f in axes]
         rows.append(cells)
@@ -52,7 +54,7 @@ def print_receptive_fields(analysis: Analysis) -> None:
 
 def rf_document(analysis: Analysis) -> list[dict[str, Any]]:
     names, fields = receptive_fields(analysis)
-    return [{"layer": row.name, "axes": None if axes is None else {
+    return [{"layer": row.name, "axes": None if axes is None else axes if isinstance(axes, str) else {
         n: {"size": f.size, "jump": f.jump, "start": float(f.start)} for n, f in zip(names, axes)}}
         for row, axes in zip(analysis.layers, fields)]
 
@@ -117,9 +119,12 @@ def _interval(values: tuple[int, int | None] | None, symbol: str | None) -> str:
 
 def print_solve(report: SolveReport) -> None:
     console = make_console()
-    for name, (lo, hi) in report.ranges.items():
-        upper = f"{hi}" if hi is not None else "none"
-        console.print(f"{name}: valid for {name} >= {lo}; upper bound: {upper}")
+    for name, rng in report.ranges.items():
+        upper = f"{rng.hi}" if rng.hi is not None else "none"
+        console.print(f"{name}: valid for {rng.text(name)}; upper bound: {upper}")
+    if report.near is not None:
+        asked, below, above = report.near
+        console.print(f"valid {report.symbol} nearest {asked:,}: {_or_none(below)} below, {_or_none(above)} above")
     for answer in report.targets:
         t = answer.target
         text = _interval(answer.values, report.symbol)
@@ -144,10 +149,16 @@ def print_solve(report: SolveReport) -> None:
         console.print(table)
 
 
+def _or_none(value: int | None) -> str:
+    return "none" if value is None else f"{value:,}"
+
+
 def solve_document(report: SolveReport) -> dict[str, Any]:
     return {
         "symbol": report.symbol,
-        "valid": {n: {"min": lo, "max": hi} for n, (lo, hi) in report.ranges.items()},
+        "valid": {n: {"min": r.lo, "max": r.hi, **({"modulus": r.modulus, "residues": sorted(r.residues)}
+                                                   if r.modulus > 1 else {})} for n, r in report.ranges.items()},
+        "near": None if report.near is None else dict(zip(("value", "below", "above"), report.near, strict=True)),
         "targets": [{"layer": a.target.layer, "axis": a.axis, "size": a.target.size,
                      "expression": size_str(a.expr),
                      "values": None if a.values is None else {"min": a.values[0], "max": a.values[1]},

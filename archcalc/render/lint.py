@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from archcalc.analysis import Analysis
-from archcalc.lint import Finding, severity_rank
+from archcalc.analysis.lint import Finding, severity_rank
 from archcalc.render.console import make_console
 
 

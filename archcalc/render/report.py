@@ -12,14 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from archcalc.analysis import Analysis, LayerResult
-from archcalc.layers import get_kind
 from archcalc.layers.conv import AXES
-from archcalc.spec import LayerSpec
 from archcalc.symbolic import Size, is_number, sp
-
-FAMILY_WORDS = {"ReLU": "ReLU activation", "LeakyReLU": "leaky ReLU activation", "ELU": "ELU activation",
-                "GELU": "GELU activation", "SiLU": "SiLU activation", "Sigmoid": "sigmoid activation",
-                "Tanh": "tanh activation", "Identity": "identity", "Dropout": "dropout"}
 
 
 @dataclass
@@ -40,52 +34,26 @@ def _plain(shape: tuple[Size, ...]) -> str:
     return " × ".join(str(s) for s in shape)
 
 
-def layer_words(layer: LayerSpec, row: LayerResult) -> str:
-    """The layer in a sentence, as a report lists it."""
-    a, t = layer.args, layer.type
-    out = _plain(row.out_shape)
-    if t.startswith("Conv"):
-        k = "×".join(map(str, _window(layer)[0]))
-        return (f"{t}: {a['out_channels']} filters of {k} over {row.in_shape[0]} "
-                f"input channel{_s(row.in_shape[0])}, stride {a['stride']}, padding {a['padding']}{', no bias' if not a['bias'] else ''}; output {out}")
-    if "Pool" in t and not t.startswith("Adaptive"):
-        k = "×".join(map(str, _window(layer)[0]))
-        kind = "max" if t.startswith("Max") else "average"
-        stride = a["stride"] if a["stride"] is not None else a["kernel_size"]
-        return f"{t}: {kind} pooling over {k} windows, stride {stride}; output {out}"
-    if t.startswith("Adaptive"):
-        return f"{t}: pooling to a fixed size {a['output_size']}; output {out}"
-    if t == "Flatten":
-        return f"Flatten: {_plain(row.in_shape)} = {row.out_shape[0]} features"
-    if t == "Linear":
-        return f"Linear (fully connected): {row.in_shape[-1]} → {a['out_features']}"
-    if t in ("Softmax", "LogSoftmax"):
-        return f"{t} over the {row.out_shape[-1]} outputs"
-    if t.startswith("BatchNorm") or t == "LayerNorm":
-        return f"{t}: normalization; output {out}"
-    if t == "Dropout":
-        return f"Dropout with p = {a['p']:g}"
-    return f"{FAMILY_WORDS.get(t, t)}; output {out}"
+def layer_words(row: LayerResult) -> str:
+    """The node in a sentence, as a report lists it (the kind says it)."""
+    text = row.kind.words(row.args, row.in_shapes, row.out_shape)
+    return text + (f" (the module of {row.shared_with}, applied again)" if row.shared_with else "")
 
 
-def _window(layer: LayerSpec) -> tuple[tuple[int, ...], ...]:
-    kind = get_kind(layer.type)
-    assert kind is not None
-    window = kind.window(layer.args)
-    assert window is not None
-    return window
+def _window(row: LayerResult) -> tuple[tuple[int, ...], ...] | None:
+    return None if row.shared_with else row.kind.window(row.args)
 
 
 def size_steps(analysis: Analysis) -> list[str]:
     """One LaTeX equation per conv/pool axis: the floor formula with the layer's numbers."""
     steps = []
-    for layer, row in zip(analysis.spec.layers, analysis.layers):
-        kind = get_kind(layer.type)
-        if kind is None or kind.window(layer.args) is None:
+    for row in analysis.layers:
+        window = _window(row)
+        if window is None:
             continue
-        k, s, p, d = _window(layer)
-        ceil_mode = bool(layer.args.get("ceil_mode", False))
-        same = layer.args.get("padding") == "same"
+        k, s, p, d = window
+        ceil_mode = bool(row.args.get("ceil_mode", False))
+        same = row.args.get("padding") == "same"
         for axis, name in enumerate(AXES[len(k)]):
             n, out = row.in_shape[1 + axis], row.out_shape[1 + axis]
             if same:
@@ -96,22 +64,22 @@ def size_steps(analysis: Analysis) -> list[str]:
                         else rf"\left\lfloor {inner} \right\rfloor + 1")
             value = analysis.value(out)
             tail = f" = {value}" if not is_number(out) and is_number(value) else ""
-            steps.append(rf"\text{{{layer.name}, {name}: }} {body} = {_latex(out)}{tail}")
+            steps.append(rf"\text{{{row.name}, {name}: }} {body} = {_latex(out)}{tail}")
     return steps
 
 
 def param_terms(analysis: Analysis) -> list[tuple[str, str, Size]]:
     """(layer, formula in the report's form, value) for every layer with parameters."""
     terms = []
-    for layer, row in zip(analysis.spec.layers, analysis.layers):
+    for row in analysis.layers:
         if row.params == 0:
             continue
-        if layer.type == "Linear" and layer.args["bias"]:
-            m, n = row.in_shape[-1], layer.args["out_features"]
+        if row.kind.family == "linear" and row.args["bias"]:
+            m, n = row.in_shape[-1], row.args["out_features"]
             formula = rf"({_latex(m)} + 1) \cdot {n}"
         else:
             formula = row.params_formula.replace("*", r" \cdot ")
-        terms.append((layer.name, formula, row.params))
+        terms.append((row.name, formula, row.params))
     return terms
 
 
@@ -122,21 +90,27 @@ def build_document(analysis: Analysis, bench_dir: Path | None, out_path: Path | 
         blocks.append(Block("text", spec.description + "."))
     blocks.append(Block("text", f"Input: {_plain(analysis.input_shape)} per sample (batch axis not shown)."))
     blocks.append(Block("subheading", "Layers"))
-    blocks.append(Block("list", [f"{row.name} — {layer_words(layer, row)}"
-                                 for layer, row in zip(spec.layers, analysis.layers)]))
+    if analysis.is_sequential:
+        items = [f"{row.name} — {layer_words(row)}" for row in analysis.layers]
+    else:
+        items = [f"{row.name} (from {', '.join(row.inputs)}) — {layer_words(row)}" for row in analysis.layers]
+    blocks.append(Block("list", items))
+    if not analysis.is_sequential:
+        outputs = ", ".join(row.name for row in analysis.outputs)
+        blocks.append(Block("text", f"Output: {outputs}."))
     steps = size_steps(analysis)
     if steps:
         blocks.append(Block("subheading", "Output sizes"))
         blocks.append(Block("text", "Every convolution and pooling layer gives, on each axis,"))
         blocks.append(Block("math", r"O = \left\lfloor \frac{I + 2P - D(K - 1) - 1}{S} \right\rfloor + 1"))
         blocks.append(Block("math_lines", steps))
-        chain = [row for layer, row in zip(spec.layers, analysis.layers) if _has_window(layer)]
-        if chain:
+        chain = [row for row in analysis.layers if _window(row) is not None]
+        if chain and analysis.is_sequential:  # a chain of sizes is only a chain in a chain
             sizes = [_times(chain[0].in_shape[1:])] + [_times(r.out_shape[1:]) for r in chain]
             blocks.append(Block("math", r" \rightarrow ".join(sizes)))
-        flat = next((r for layer, r in zip(spec.layers, analysis.layers) if layer.type == "Flatten"), None)
-        if flat is not None:
-            blocks.append(Block("text", "Flattened size:"))
+        flats = [r for r in analysis.layers if r.type == "Flatten"]
+        for flat in flats:
+            blocks.append(Block("text", "Flattened size:" if len(flats) == 1 else f"Flattened size ({flat.name}):"))
             blocks.append(Block("math", f"{_times(flat.in_shape)} = {_latex(flat.out_shape[0])}"))
     blocks += _tables(analysis)
     blocks += _params(analysis)
@@ -145,29 +119,25 @@ def build_document(analysis: Analysis, bench_dir: Path | None, out_path: Path | 
     return blocks
 
 
-def _has_window(layer: LayerSpec) -> bool:
-    kind = get_kind(layer.type)
-    return kind is not None and kind.window(layer.args) is not None
-
-
 def _tables(analysis: Analysis) -> list[Block]:
     blocks = []
     conv_rows = []
-    for layer, row in zip(analysis.spec.layers, analysis.layers):
-        if not _has_window(layer):
+    for row in analysis.layers:
+        window = _window(row)
+        if window is None:
             continue
-        k, s, p, _ = _window(layer)
-        pad = layer.args["padding"] if layer.args.get("padding") == "same" else "×".join(map(str, p))
-        conv_rows.append([layer.name, layer.type, str(row.in_shape[0]), str(row.out_shape[0]),
+        k, s, p, _ = window
+        pad = row.args["padding"] if row.args.get("padding") == "same" else "×".join(map(str, p))
+        conv_rows.append([row.name, row.type, str(row.in_shape[0]), str(row.out_shape[0]),
                           "×".join(map(str, k)), "×".join(map(str, s)), str(pad), _plain(row.out_shape),
                           f"{row.params:,}" if is_number(row.params) else str(row.params)])
     if conv_rows:
         blocks.append(Block("subheading", "Convolutional and pooling layers"))
         blocks.append(Block("table", (["layer", "type", "in channels", "out channels", "kernel", "stride",
                                        "padding", "output", "parameters"], conv_rows)))
-    lin_rows = [[layer.name, str(row.in_shape[-1]), str(layer.args["out_features"]),
+    lin_rows = [[row.name, str(row.in_shape[-1]), str(row.args["out_features"]),
                  f"{row.params:,}" if is_number(row.params) else str(row.params)]
-                for layer, row in zip(analysis.spec.layers, analysis.layers) if layer.type == "Linear"]
+                for row in analysis.layers if row.kind.family == "linear" and not row.shared_with]
     if lin_rows:
         blocks.append(Block("subheading", "Linear layers"))
         blocks.append(Block("table", (["layer", "in features", "out features", "parameters"], lin_rows)))
@@ -269,7 +239,3 @@ def to_latex(blocks: list[Block]) -> str:
                        + rf"\caption{{{tex_escape(text)}}}\end{{figure}}")
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
-
-
-def _s(count: Size) -> str:
-    return "" if count == 1 else "s"

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from archcalc.analysis import Analysis, LayerResult
-from archcalc.checks import CheckResult
+from archcalc.analysis.expectations import CheckResult
 from archcalc.render.console import make_console
 from archcalc.symbolic import Size, compact_shape, compact_str, is_number, shape_str, size_str
 
@@ -40,6 +40,9 @@ def shapes_table(analysis: Analysis, verified: dict[str, str] | None = None,
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("name", no_wrap=True)
     table.add_column("type")
+    graph = not analysis.is_sequential
+    if graph:  # a chain needs no column: each row takes the row above
+        table.add_column("from", overflow="fold")
     show_input = width >= NARROW
     if show_input:
         table.add_column("input", overflow="fold")
@@ -53,8 +56,10 @@ def shapes_table(analysis: Analysis, verified: dict[str, str] | None = None,
         table.add_column("torch")
     for row in analysis.layers:
         cells = [str(row.index), row.name, _type_cell(row)]
+        if graph:
+            cells.append(from_cell(row))
         if show_input:
-            cells.append(compact_shape(row.in_shape))
+            cells.append(" ".join(compact_shape(s) for s in row.in_shapes))
         cells.append(compact_shape(row.out_shape))
         if show_values:
             cells.append(compact_shape(analysis.shape_value(row.out_shape)))
@@ -101,7 +106,13 @@ def _fit(table: Table, width: int) -> Table:
 
 
 def _formula(row: LayerResult) -> str:
-    return row.params_formula if row.params != 0 else ""
+    return row.params_formula if row.params != 0 or row.shared_with else ""
+
+
+def from_cell(row: LayerResult) -> str:
+    """The node's inputs, and the node whose module it shares."""
+    text = ", ".join(row.inputs)
+    return text + (f" (module of {row.shared_with})" if row.shared_with else "")
 
 
 def _type_cell(row: LayerResult) -> str:
@@ -167,12 +178,15 @@ def explain_lines(analysis: Analysis, shapes: bool) -> list[str]:
     for row in analysis.layers:
         if not shapes and row.params == 0:
             continue
-        head = f"{row.index}. {row.name} ({_type_cell(row)}): {shape_str(row.in_shape)} -> {shape_str(row.out_shape)}"
-        lines.append(head)
+        inputs = ", ".join(shape_str(s) for s in row.in_shapes)
+        source = "" if analysis.is_sequential else f" from {from_cell(row)}"
+        lines.append(f"{row.index}. {row.name} ({_type_cell(row)}){source}: {inputs} -> {shape_str(row.out_shape)}")
         if shapes:
             for text, result in row.derivation:
                 lines.append(f"   {text} = {_with_value(result, analysis)}")
-        if row.params != 0:
+        if row.shared_with:
+            lines.append(f"   params: {row.params_formula} (counted once, there)")
+        elif row.params != 0:
             lines.append(f"   params: {row.params_formula} = {_with_value(row.params, analysis)}")
             terms.append(count_text(analysis.value(row.params)).replace(",", ""))
     if terms:
@@ -204,13 +218,15 @@ def analysis_document(analysis: Analysis) -> dict[str, Any]:
         "spec": analysis.spec.source,
         "input_shape": shape(analysis.input_shape),
         "symbols": {s: analysis.values.get(s) for s in analysis.symbols},
-        "valid": {s: {"min": analysis.ranges[s].lo, "max": analysis.ranges[s].hi}
-                  for s in analysis.symbols},
+        "valid": {s: _valid_document(analysis, s) for s in analysis.symbols},
         "conditions": [{"layer": c.layer_name, "what": c.what, "condition": c.text()}
                        for c in analysis.conditions],
+        "outputs": list(analysis.spec.output_names),
         "layers": [{
-            "index": row.index, "name": row.name, "type": row.type,
+            "index": row.index, "name": row.name, "type": row.type, "inputs": list(row.inputs),
+            **({"same_as": row.shared_with} if row.shared_with else {}),
             "input_shape": shape(row.in_shape), "output_shape": shape(row.out_shape),
+            **({"input_shapes": [shape(s) for s in row.in_shapes]} if len(row.in_shapes) > 1 else {}),
             "params": _json_size(analysis.value(row.params)),
             "trainable_params": _json_size(analysis.value(row.trainable_params)),
             "params_formula": row.params_formula,
@@ -218,6 +234,14 @@ def analysis_document(analysis: Analysis) -> dict[str, Any]:
         "total_params": _json_size(analysis.value(analysis.total_params)),
         "trainable_params": _json_size(analysis.value(analysis.trainable_params)),
     }
+
+
+def _valid_document(analysis: Analysis, name: str) -> dict[str, Any]:
+    rng = analysis.ranges[name]
+    doc: dict[str, Any] = {"min": rng.lo, "max": rng.hi}
+    if rng.modulus > 1:
+        doc.update(modulus=rng.modulus, residues=sorted(rng.residues))
+    return doc
 
 
 # --------------------------------------------------------------------------- checks

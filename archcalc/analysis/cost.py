@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from archcalc.analysis import Analysis
-from archcalc.layers import get_kind
+from archcalc.analysis.engine import Analysis, LayerResult
 from archcalc.layers.conv import AXES
 from archcalc.layers.registry import product
+from archcalc.spec import INPUT
 from archcalc.symbolic import Size, as_size
 
 DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
@@ -51,14 +51,15 @@ class CostReport:
 
 
 def cost(analysis: Analysis, batch: int = 1, dtype: str = "float32") -> CostReport:
-    """Per-layer and total compute, and activation memory for ``batch`` samples of ``dtype``."""
+    """Per-node and total compute, and activation memory for ``batch`` samples of ``dtype``.
+
+    A shared module costs MACs at every node that applies it.
+    """
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"unknown dtype {dtype!r}: use {', '.join(DTYPE_BYTES)}")
     rows = []
-    for layer, row in zip(analysis.spec.layers, analysis.layers):
-        kind = get_kind(layer.type)
-        assert kind is not None
-        macs = kind.macs(row.in_shape, row.out_shape, layer.args)
+    for row in analysis.layers:
+        macs = row.kind.macs(row.in_shape, row.out_shape, row.args)
         rows.append(LayerCost(row.index, row.name, macs, as_size(2 * macs), as_size(6 * macs),
                               product(list(row.out_shape))))
     total_macs = as_size(sum((r.macs for r in rows), start=0))
@@ -74,25 +75,56 @@ class AxisField:
     start: Fraction
 
 
-def receptive_fields(analysis: Analysis) -> tuple[tuple[str, ...], list[tuple[AxisField, ...] | None]]:
-    """Axis names and, per layer, the receptive field on each spatial axis (None: the whole input)."""
+Field = tuple[AxisField, ...] | str | None  # per axis; None: the whole input; str: why not tracked
+
+
+def receptive_fields(analysis: Analysis) -> tuple[tuple[str, ...], list[Field]]:
+    """Axis names and, per node, the receptive field on each spatial axis.
+
+    None means the whole input; a text says why the field is not tracked ("mixed jumps" where
+    branches of different strides meet, "after upsampling"). A merge takes the union of its
+    inputs' fields when their jumps agree.
+    """
     n_axes = len(analysis.input_shape) - 1
     names = AXES.get(n_axes, tuple(f"axis{i + 1}" for i in range(n_axes)))
     if n_axes < 1:
         return (), [None for _ in analysis.layers]
-    current: tuple[AxisField, ...] | None = tuple(AxisField(1, 1, Fraction(0)) for _ in range(n_axes))
-    out: list[tuple[AxisField, ...] | None] = []
-    for layer in analysis.spec.layers:
-        kind = get_kind(layer.type)
-        assert kind is not None
-        window = kind.window(layer.args)
-        if current is None or kind.spans_input():
-            current = None
-        elif window is not None:
-            k, s, p, d = window
-            current = tuple(
-                AxisField(f.size + d[a] * (k[a] - 1) * f.jump, f.jump * s[a],
-                          f.start + (Fraction(d[a] * (k[a] - 1), 2) - p[a]) * f.jump)
-                for a, f in enumerate(current))
-        out.append(current)
-    return names, out
+    fields: dict[str, Field] = {INPUT: tuple(AxisField(1, 1, Fraction(0)) for _ in range(n_axes))}
+    for row in analysis.layers:
+        fields[row.name] = _node_field(row, [fields[name] for name in row.inputs])
+    return names, [fields[row.name] for row in analysis.layers]
+
+
+def _node_field(row: LayerResult, inputs: list[Field]) -> Field:
+    if len(inputs) > 1:
+        return _union(inputs)
+    current = inputs[0]
+    if current is None or isinstance(current, str) or row.kind.spans_input():
+        return None if row.kind.spans_input() else current
+    if row.kind.family in ("conv_transpose", "upsample"):
+        return "after upsampling"
+    window = row.kind.window(row.args)
+    if window is None or len(window[0]) != len(current):
+        return current
+    k, s, p, d = window
+    return tuple(AxisField(f.size + d[a] * (k[a] - 1) * f.jump, f.jump * s[a],
+                           f.start + (Fraction(d[a] * (k[a] - 1), 2) - p[a]) * f.jump)
+                 for a, f in enumerate(current))
+
+
+def _union(inputs: list[Field]) -> Field:
+    """Where branches meet: every input pixel any branch sees, when the jumps agree."""
+    if any(f is None for f in inputs):
+        return None
+    texts = [f for f in inputs if isinstance(f, str)]
+    if texts:
+        return texts[0]
+    tuples = [f for f in inputs if isinstance(f, tuple)]
+    out = []
+    for axis_fields in zip(*tuples, strict=True):
+        if len({f.jump for f in axis_fields}) > 1:
+            return "mixed jumps"
+        lo = min(f.start - Fraction(f.size - 1, 2) for f in axis_fields)
+        hi = max(f.start + Fraction(f.size - 1, 2) for f in axis_fields)
+        out.append(AxisField(int(hi - lo) + 1, axis_fields[0].jump, (lo + hi) / 2))
+    return tuple(out)

@@ -8,18 +8,18 @@ When a question involves more than one free symbol, archcalc says so instead of 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from archcalc.analysis import Analysis
-from archcalc.cost import cost
+from archcalc.analysis.cost import cost
+from archcalc.analysis.engine import Analysis, SymbolRange
 from archcalc.errors import UsageError
-from archcalc.layers import get_kind
 from archcalc.layers.conv import AXES
 from archcalc.layers.registry import suggest
 from archcalc.symbolic import (
     Size,
-    _canonical_parts,
+    canonical_parts,
     evaluate,
     free_names,
     is_number,
@@ -61,10 +61,11 @@ class WindowFacts:
 @dataclass
 class SolveReport:
     symbol: str | None
-    ranges: dict[str, tuple[int, int | None]]
+    ranges: dict[str, SymbolRange]
     targets: list[TargetAnswer] = field(default_factory=list)
     windows: list[WindowFacts] = field(default_factory=list)
     budget: tuple[int, int | None, Size] | None = None  # (max MACs, largest value, MAC formula)
+    near: tuple[int, int | None, int | None] | None = None  # (asked, largest valid <=, smallest valid >=)
 
 
 def parse_target(text: str) -> Target:
@@ -89,11 +90,14 @@ def free_symbol(analysis: Analysis, requested: str | None) -> str | None:
     return symbols[0] if symbols else None
 
 
-def solve(analysis: Analysis, symbol: str | None, targets: list[Target], max_macs: int | None = None
-          ) -> SolveReport:
-    """Ranges, target values, window facts and the MAC budget for ``symbol``."""
+def solve(analysis: Analysis, symbol: str | None, targets: list[Target], max_macs: int | None = None,
+          near: int | None = None) -> SolveReport:
+    """Ranges, target values, window facts, the MAC budget and the valid values near ``near``."""
     others = {k: v for k, v in analysis.values.items() if k != symbol}
-    report = SolveReport(symbol, {s: (r.lo, r.hi) for s, r in analysis.ranges.items()})
+    report = SolveReport(symbol, dict(analysis.ranges))
+    if near is not None and symbol is not None:
+        rng = analysis.ranges[symbol]
+        report.near = (near, rng.last_to(near), rng.first_from(near))
     for target in targets:
         report.targets.append(_answer(analysis, target, symbol, others))
     report.windows = window_facts(analysis, symbol, others)
@@ -105,8 +109,7 @@ def solve(analysis: Analysis, symbol: str | None, targets: list[Target], max_mac
 def _answer(analysis: Analysis, target: Target, symbol: str | None, others: dict[str, int]) -> TargetAnswer:
     row = analysis.layer(target.layer)
     if row is None:
-        names = [r.name for r in analysis.layers]
-        raise UsageError(f"--target {target.layer}: no such layer{suggest(target.layer, names)}")
+        raise UsageError(f"--target {target.layer}: no such layer{suggest(target.layer, list(analysis.names))}")
     shape = tuple(evaluate(s, others) for s in row.out_shape)
     axis = target.axis
     if axis is None:
@@ -133,24 +136,27 @@ def _answer(analysis: Analysis, target: Target, symbol: str | None, others: dict
     found = solve_equal(expr, symbol, target.size)
     if found is None:
         return TargetAnswer(target, axis, expr, None, "no value reaches it exactly")
-    lo, hi = max(found[0], valid.lo), found[1] if valid.hi is None else min(found[1], valid.hi)
-    if lo > hi:
+    within = valid.intersect(*found)
+    if within is None:
         return TargetAnswer(target, axis, expr, None, f"only outside the valid range ({found[0]}..{found[1]})")
-    return TargetAnswer(target, axis, expr, (lo, hi))
+    if within.modulus > 1 and within.lo != within.hi:
+        listed = within.values(9)
+        note = f"valid values only: {', '.join(map(str, listed[:8]))}{', ...' if len(listed) > 8 else ''}"
+        return TargetAnswer(target, axis, expr, (within.lo, within.hi), note)
+    return TargetAnswer(target, axis, expr, (within.lo, within.hi))
 
 
 def window_facts(analysis: Analysis, symbol: str | None, others: dict[str, int]) -> list[WindowFacts]:
     facts = []
-    for layer, row in zip(analysis.spec.layers, analysis.layers):
-        kind = get_kind(layer.type)
-        window = kind.window(layer.args) if kind else None
+    for row in analysis.layers:
+        window = None if row.shared_with else row.kind.window(row.args)
         if window is None:
             continue
         k, s, p, d = window
-        ceil_mode = bool(layer.args.get("ceil_mode", False))
+        ceil_mode = bool(row.args.get("ceil_mode", False))
         for a, name in enumerate(AXES[len(k)]):
             n = evaluate(row.in_shape[1 + a], others)
-            facts.append(WindowFacts(layer.name, name, n, _keep(n, k[a], s[a], d[a]),
+            facts.append(WindowFacts(row.name, name, n, _keep(n, k[a], s[a], d[a]),
                                      "none (ceil_mode keeps partial windows)" if ceil_mode
                                      else _dropped(n, k[a], s[a], p[a], d[a], symbol, analysis)))
     return facts
@@ -193,8 +199,9 @@ def _dropped(n: Size, k: int, s: int, p: int, d: int, symbol: str | None, analys
     if period is None or period > PERIOD_LIMIT:
         return "periodic in " + symbol + " (period too long to list)"
     lo = analysis.ranges[symbol].lo
-    lossy = [t for t in range(lo, lo + period)
-             if (evaluate(n, {symbol: t}) + 2 * p - d * (k - 1) - 1) % s]
+    valid = analysis.ranges[symbol]
+    lossy = [t for t in range(lo, lo + math.lcm(period, valid.modulus)) if valid.contains(t)
+             and (evaluate(n, {symbol: t}) + 2 * p - d * (k - 1) - 1) % s]
     if not lossy:
         return "none, for every value"
     residues = sorted({t % period for t in lossy})
@@ -202,7 +209,7 @@ def _dropped(n: Size, k: int, s: int, p: int, d: int, symbol: str | None, analys
 
 
 def _period(n: Size, s: int) -> int | None:
-    parts = _canonical_parts(n)  # n = floor(c*T + f) + m: n mod s repeats every s * denominator(c)
+    parts = canonical_parts(n)  # n = floor(c*T + f) + m: n mod s repeats every s * denominator(c)
     if parts is None or len(parts[0]) != 1:
         return None
     (c,) = parts[0].values()
@@ -220,8 +227,6 @@ def _budget(analysis: Analysis, symbol: str | None, others: dict[str, int], max_
     first_over = smallest_at_least(macs, symbol, max_macs + 1)
     valid = analysis.ranges[symbol]
     largest = None if first_over is None else first_over - 1
-    if largest is not None and valid.hi is not None:
-        largest = min(largest, valid.hi)
-    if largest is not None and largest < valid.lo:
-        largest = 0  # not even the smallest valid size fits
+    if largest is not None:
+        largest = valid.last_to(largest) or 0  # 0: not even the smallest valid size fits
     return max_macs, largest, macs

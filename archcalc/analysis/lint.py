@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import pairwise
 
-from archcalc.analysis import Analysis
+from archcalc.analysis.engine import Analysis, LayerResult
+from archcalc.analysis.solve import window_facts
 from archcalc.errors import SpecError
 from archcalc.layers.registry import suggest
-from archcalc.solve import window_facts
+from archcalc.spec import INPUT
 from archcalc.symbolic import evaluate, free_names, is_number, smallest_at_least
 
-ACTIVATIONS = {"ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh"}
 DOMINANT_SHARE = 0.5
 
 
@@ -61,44 +60,71 @@ def _ignored(analysis: Analysis) -> set[str]:
     return set(ids)
 
 
-def _last_linear(analysis: Analysis) -> int | None:
-    indices = [i for i, layer in enumerate(analysis.spec.layers) if layer.type == "Linear"]
-    return indices[-1] if indices else None
+def _head(analysis: Analysis, output: LayerResult) -> list[LayerResult]:
+    """The nodes after the output layer: from an output back to the Linear that feeds it.
+
+    Empty when no Linear feeds the output through single-input, non-conv nodes.
+    """
+    stretch: list[LayerResult] = []
+    node = output
+    while node.kind.family != "linear":
+        stretch.append(node)
+        if node.kind.family == "conv" or len(node.inputs) != 1 or node.inputs[0] == INPUT:
+            return []
+        node = analysis.node(node.inputs[0])
+    return stretch
 
 
 @rule("final-softmax")
 def _final_softmax(analysis: Analysis) -> Iterator[Finding]:
-    last = analysis.spec.layers[-1]
-    if last.type == "Softmax":
-        yield Finding("final-softmax", "warning", last.name,
-                      "the model ends in Softmax; trained with cross-entropy (which applies log-softmax "
-                      "itself) the outputs go through softmax twice, which flattens the gradients and "
-                      "slows or stalls learning",
-                      "drop the final Softmax for training (archcalc bench --drop-final-softmax) and apply "
-                      "softmax only when you need probabilities")
+    for last in analysis.outputs:
+        if last.type == "Softmax":
+            yield Finding("final-softmax", "warning", last.name,
+                          "the model ends in Softmax; trained with cross-entropy (which applies log-softmax "
+                          "itself) the outputs go through softmax twice, which flattens the gradients and "
+                          "slows or stalls learning",
+                          "drop the final Softmax for training (archcalc bench --drop-final-softmax) and apply "
+                          "softmax only when you need probabilities")
 
 
 @rule("final-logsoftmax")
 def _final_logsoftmax(analysis: Analysis) -> Iterator[Finding]:
-    last = analysis.spec.layers[-1]
-    if last.type == "LogSoftmax":
-        yield Finding("final-logsoftmax", "info", last.name,
-                      "a final LogSoftmax is redundant with cross-entropy (log-softmax is idempotent, so "
-                      "training is unaffected); it is right with NLLLoss",
-                      "drop it if you train with cross-entropy, keep it with NLLLoss")
+    for last in analysis.outputs:
+        if last.type == "LogSoftmax":
+            yield Finding("final-logsoftmax", "info", last.name,
+                          "a final LogSoftmax is redundant with cross-entropy (log-softmax is idempotent, so "
+                          "training is unaffected); it is right with NLLLoss",
+                          "drop it if you train with cross-entropy, keep it with NLLLoss")
 
 
 @rule("activation-after-output")
 def _activation_after_output(analysis: Analysis) -> Iterator[Finding]:
-    last = _last_linear(analysis)
-    if last is None:
-        return
-    for layer in analysis.spec.layers[last + 1:]:
-        if layer.type in ACTIVATIONS:
-            yield Finding("activation-after-output", "warning", layer.name,
-                          f"a {layer.type} after the output layer clips or squashes the logits "
-                          f"(a ReLU makes every negative logit 0, so those classes stop learning)",
-                          f"remove {layer.name}; the output layer should emit raw logits")
+    seen: set[str] = set()
+    for output in analysis.outputs:
+        for node in reversed(_head(analysis, output)):
+            if node.kind.family == "activation" and node.name not in seen:
+                seen.add(node.name)
+                yield Finding("activation-after-output", "warning", node.name,
+                              f"a {node.type} after the output layer clips or squashes the logits "
+                              f"(a ReLU makes every negative logit 0, so those classes stop learning)",
+                              f"remove {node.name}; the output layer should emit raw logits")
+
+
+@rule("unused-node")
+def _unused_node(analysis: Analysis) -> Iterator[Finding]:
+    used: set[str] = set()
+    stack = [row.name for row in analysis.outputs]
+    while stack:
+        name = stack.pop()
+        if name not in used and name != INPUT:
+            used.add(name)
+            stack.extend(analysis.predecessors(name))
+    for row in analysis.layers:
+        if row.name not in used:
+            yield Finding("unused-node", "warning", row.name,
+                          f"no output depends on {row.name}: it is computed (and its parameters counted and "
+                          "trained) for nothing",
+                          "feed it into the output path, name it in [output] from, or remove it")
 
 
 @rule("floor-drops-rows")
@@ -134,25 +160,27 @@ def _dominant_layer(analysis: Analysis) -> Iterator[Finding]:
 
 @rule("bias-before-batchnorm")
 def _bias_before_batchnorm(analysis: Analysis) -> Iterator[Finding]:
-    layers = analysis.spec.layers
-    for prev, layer in pairwise(layers):
-        if layer.type.startswith("BatchNorm") and prev.type.startswith(("Conv", "Linear")) \
-                and prev.args.get("bias", True):
+    for prev in analysis.layers:
+        after = analysis.successors(prev.name)
+        if prev.kind.family not in ("conv", "linear") or not prev.args.get("bias", True) or prev.shared_with:
+            continue
+        if after and all(analysis.node(n).kind.has_batch_stats for n in after):
+            norm = after[0]
             yield Finding("bias-before-batchnorm", "warning", prev.name,
-                          f"{prev.name} has a bias, but {layer.name} subtracts the batch mean right after: "
+                          f"{prev.name} has a bias, but {norm} subtracts the batch mean right after: "
                           "the bias cancels out and its parameters are wasted",
                           f"set bias = false on {prev.name}")
 
 
 @rule("dropout-before-conv")
 def _dropout_before_conv(analysis: Analysis) -> Iterator[Finding]:
-    layers = analysis.spec.layers
-    convs = [i for i, layer in enumerate(layers) if layer.type.startswith("Conv")]
-    if not convs:
-        return
-    for layer in layers[:convs[-1]]:
-        if layer.type == "Dropout":
-            yield Finding("dropout-before-conv", "warning", layer.name,
+    feeds_conv: set[str] = set()  # nodes with a convolution after them, found backwards
+    for row in reversed(analysis.layers):
+        if row.kind.family == "conv" or row.name in feeds_conv:
+            feeds_conv.update(row.inputs)
+    for row in analysis.layers:
+        if row.kind.family == "dropout" and row.name in feeds_conv:
+            yield Finding("dropout-before-conv", "warning", row.name,
                           "element-wise dropout on feature maps before a convolution is undone by spatial "
                           "correlation (neighbours carry the same information) and mostly adds noise",
                           "move dropout to the classifier, after Flatten, or use spatial dropout")

@@ -76,17 +76,39 @@ def plot_curves(doc: dict[str, Any], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def _color(label: str) -> str:
-    for key, color in (("Conv", "#4C72B0"), ("Pool", "#55A868"), ("Linear", "#C44E52"), ("Flatten", "#8172B2"),
-                       ("Norm", "#CCB974"), ("Dropout", "#999999")):
-        if key in label:
-            return color
-    return "#DD8452" if label else "#BBBBBB"
+FAMILY_COLORS = {"conv": "#4C72B0", "conv_transpose": "#4C72B0", "pool": "#55A868", "adaptive_pool": "#55A868",
+                 "upsample": "#55A868", "linear": "#C44E52", "reshape": "#8172B2", "norm": "#CCB974",
+                 "dropout": "#999999", "merge": "#64B5CD"}
+
+
+def _color(family: str | None) -> str:
+    if family is None:  # the model input
+        return "#BBBBBB"
+    return FAMILY_COLORS.get(family, "#DD8452")
+
+
+def _edges(ax: Any, analysis: Any, step: float, width: float) -> None:
+    """A graph's edges: an arrow between neighbouring boxes, an arc over the boxes for a skip."""
+    from matplotlib.patches import FancyArrowPatch
+
+    column = {"input": 0, **{row.name: i + 1 for i, row in enumerate(analysis.layers)}}
+    for i, row in enumerate(analysis.layers, start=1):
+        for source in row.inputs:
+            j = column[source]
+            if j == i - 1:
+                start, end, style = (j * step + width, 1.9), (i * step, 1.9), "arc3"
+            else:  # over the top, higher for longer skips
+                start, end = (j * step + width / 2, 6.0), (i * step + width / 2, 6.0)
+                peak = min(1.6, 0.35 + 0.08 * (i - j))  # longer skips arc higher, within the axes
+                style = f"arc3,rad={-2 * peak / ((i - j) * step):.3f}"
+            ax.add_patch(FancyArrowPatch(start, end, connectionstyle=style, arrowstyle="-|>", mutation_scale=7,
+                                         lw=0.8, color="#444444", alpha=0.8))
 
 
 def plot_network(analysis: Any, path: str | Path) -> Path:
     """One box per layer, left to right: box height is the output size and the bar under it the
-    parameter count, both on log scales, so a reader sees where the size and the parameters go."""
+    parameter count, both on log scales, so a reader sees where the size and the parameters go.
+    A graph also gets its edges: arrows between neighbours and arcs over the boxes for skips."""
     import math
 
     from matplotlib.patches import FancyBboxPatch, Rectangle
@@ -100,13 +122,14 @@ def plot_network(analysis: Any, path: str | Path) -> Path:
     ptop = math.log10(max(params + [10]))
     width = 1.0
     fig, ax = plt.subplots(figsize=(max(8, 1.25 * (len(rows) + 1)), 6.4))
-    columns = [("input", "", [analysis.value(s) for s in analysis.input_shape], input_size, 0)]
-    columns += [(r.name, f"{r.type} {r.description}".strip(), [analysis.value(s) for s in r.out_shape], n, p)
-                for r, n, p in zip(rows, sizes, params)]
-    for i, (name, label, shape, n, p) in enumerate(columns):
+    columns = [("input", "", None, [analysis.value(s) for s in analysis.input_shape], input_size, 0)]
+    columns += [(r.name, f"{r.type} {r.description}".strip(), r.kind.family,
+                 [analysis.value(s) for s in r.out_shape], n, p)
+                for r, n, p in zip(rows, sizes, params, strict=True)]
+    for i, (name, label, family, shape, n, p) in enumerate(columns):
         x = i * 1.3
         h = 3.0 * max(math.log10(max(n, 1)), 0.05) / top
-        ax.add_patch(FancyBboxPatch((x, 2.0), width, h, boxstyle="round,pad=0.02", color=_color(label),
+        ax.add_patch(FancyBboxPatch((x, 2.0), width, h, boxstyle="round,pad=0.02", color=_color(family),
                                     alpha=0.85))
         ax.text(x + width / 2, 2.05 + h, "×".join(str(s) for s in shape), ha="center", va="bottom",
                 fontsize=7, rotation=90)
@@ -116,8 +139,10 @@ def plot_network(analysis: Any, path: str | Path) -> Path:
             ax.text(x + width / 2, 1.75 - ph, f"{p:,}", ha="center", va="top", fontsize=6.5)
         ax.text(x + width / 2, 0.35, f"{name}  {label}".strip(), ha="center", va="top", fontsize=7.5,
                 rotation=90)
+    if not analysis.is_sequential:
+        _edges(ax, analysis, 1.3, width)
     ax.set_xlim(-0.3, len(columns) * 1.3)
-    ax.set_ylim(-2.6, 6.0)
+    ax.set_ylim(-2.6, 6.0 if analysis.is_sequential else 8.3)
     ax.axis("off")
     total = analysis.value(analysis.total_params)
     ax.set_title(f"{analysis.spec.name}: box height = output size (log scale), dark bar = parameters "

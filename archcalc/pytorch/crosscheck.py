@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from archcalc.analysis import Analysis, analyze
-from archcalc.checks import CheckResult, check_expectations
+from archcalc.analysis.expectations import CheckResult, check_expectations
 from archcalc.errors import CheckError, TorchMissingError, TorchRefusedError
+from archcalc.pytorch.build import build_from_analysis, import_torch, torch_message
 from archcalc.symbolic import Size, evaluate, is_number, shape_str
-from archcalc.torchbuild import build_from_analysis, import_torch, torch_message
 
 BATCH = 2  # BatchNorm needs more than one value per channel in training mode
 MAX_PARAMS = 200_000_000  # larger models are not built: say so instead of exhausting memory
@@ -61,15 +61,21 @@ def check_points(analysis: Analysis, extra: int = 3) -> list[dict[str, int]]:
         point = dict(analysis.values)
         for name in unbound:
             rng = analysis.ranges[name]
-            value = rng.lo + (0, 1, 7, rng.lo + 13)[min(step, 3)] + max(0, step - 3) * 17
-            point[name] = value if rng.hi is None else min(value, rng.hi)
+            want = rng.lo + (0, 1, 7, rng.lo + 13)[min(step, 3)] + max(0, step - 3) * 17
+            point[name] = rng.first_from(want) or rng.last_to(want) or rng.lo  # a valid value near it
         if point not in points:
             points.append(point)
     return points
 
 
 def crosscheck(analysis: Analysis, model: Any = None) -> CrossCheckReport:
-    """Build the model (or take ``model``), run torchinfo and compare every layer and the total."""
+    """Build the model (or take ``model``), run it and compare every node and the totals.
+
+    Each node's output shape is recorded by a forward hook on its module (a shared module's
+    calls are matched to its nodes in order), its parameters come from the module, and the totals
+    from ``model.parameters()`` and torchinfo. Where torch refuses, the first node that did not
+    run is named with torch's message.
+    """
     torch = import_torch()
     try:
         import torchinfo
@@ -82,16 +88,16 @@ def crosscheck(analysis: Analysis, model: Any = None) -> CrossCheckReport:
     for point in report.points:
         _check_point(torch, torchinfo, analysis, point, model, mismatches, totals)
     label = _point_label(report.points, analysis)
-    for layer, row in zip(analysis.spec.layers, analysis.layers):
-        if layer.label in mismatches:
-            report.results.append(mismatches[layer.label])
-            report.marks[layer.name] = "MISMATCH"
+    skipped = any(t.note.startswith("not built") for t in totals)
+    for node in analysis.layers:
+        if node.layer.label in mismatches:
+            report.results.append(mismatches[node.layer.label])
+            report.marks[node.name] = "MISMATCH"
             continue
-        mark = "skipped" if any(t.note.startswith("not built") for t in totals) else "ok"
-        report.marks[layer.name] = mark
-        if mark == "ok":
-            shown = f"{shape_str(analysis.shape_value(row.out_shape))}, {_count(analysis.value(row.params))}"
-            report.results.append(CheckResult(analysis.spec.source, layer.label, "torchinfo",
+        report.marks[node.name] = "skipped" if skipped else "ok"
+        if not skipped:
+            shown = f"{shape_str(analysis.shape_value(node.out_shape))}, {_count(analysis.value(node.params))}"
+            report.results.append(CheckResult(analysis.spec.source, node.layer.label, "torch",
                                               shown, shown, True, label))
     report.results.extend(_merge_totals(totals, label))
     return report
@@ -126,7 +132,7 @@ def _check_point(torch: Any, torchinfo: Any, analysis: Analysis, point: Mapping[
     total = evaluate(analysis.total_params, point)
     biggest = max(_elements(evaluate(s, point) for s in row.out_shape) for row in analysis.layers)
     if (is_number(total) and total > MAX_PARAMS) or BATCH * biggest > MAX_ACTIVATIONS:
-        totals.append(CheckResult(source, "model", "torchinfo", "", "", True,
+        totals.append(CheckResult(source, "model", "torch", "", "", True,
                                   f"not built at {where}: {_count(total)} parameters, "
                                   f"{biggest:,} activations per sample exceed the cross-check limits"))
         return
@@ -134,27 +140,41 @@ def _check_point(torch: Any, torchinfo: Any, analysis: Analysis, point: Mapping[
     if built is None:
         return
     input_shape = tuple(evaluate(s, point) for s in analysis.input_shape)
-    infos = _run(torch, torchinfo, built, input_shape, analysis, mismatches, where)
-    if infos is None:
-        return
-    children = dict(built.named_children())
-    for layer, row in zip(analysis.spec.layers, analysis.layers):
-        info = infos.get(layer.name)
-        ours_shape = tuple(evaluate(s, point) for s in row.out_shape)
-        ours_params = evaluate(row.params, point)
-        module = children.get(layer.name)
-        if info is None or module is None:
-            _mismatch(mismatches, source, layer.label, "torchinfo", shape_str(ours_shape),
+    run = _run(torch, built, input_shape, analysis)
+    for node in analysis.layers:
+        label = node.layer.label
+        ours = (tuple(evaluate(s, point) for s in node.out_shape), evaluate(node.params, point))
+        if run.modules.get(node.name) is None:
+            _mismatch(mismatches, source, label, "torch", shape_str(ours[0]),
                       "no such module in the torch model", where)
-            continue
-        theirs_shape = tuple(info.output_size[1:])
-        own = sum(p.numel() for p in module.parameters())  # shared tensors counted once
-        if theirs_shape != ours_shape or info.num_params != ours_params or own != ours_params:
-            _mismatch(mismatches, source, layer.label, "torchinfo",
-                      f"{shape_str(ours_shape)}, {_count(ours_params)}",
-                      f"{shape_str(theirs_shape)}, {info.num_params:,} (named_parameters: {own:,})", where)
-    unique = sum(p.numel() for p in built.parameters())  # torch yields a shared tensor once
+        elif node.name in run.shapes:
+            own = 0 if node.shared_with else sum(p.numel() for p in run.modules[node.name].parameters())
+            theirs = run.shapes[node.name]
+            if (theirs, own) != ours:
+                shown = "not a tensor" if theirs is None else shape_str(theirs)
+                _mismatch(mismatches, source, label, "torch", f"{shape_str(ours[0])}, {_count(ours[1])}",
+                          f"{shown}, {own:,}", where)
+        elif run.error is not None and node.name == run.failed_at:
+            _mismatch(mismatches, source, label, "torch forward", "runs",
+                      f"torch refused it: {run.error}", where)
+    if run.error is not None:
+        return
+    _totals(torchinfo, built, input_shape, analysis, point, totals)
+
+
+def _totals(torchinfo: Any, built: Any, input_shape: tuple[int, ...], analysis: Analysis,
+            point: Mapping[str, int], totals: list[CheckResult]) -> None:
+    """The totals from ``parameters()`` (a shared tensor once) and from torchinfo's summary."""
+    source = analysis.spec.source
+    total = evaluate(analysis.total_params, point)
+    unique = sum(p.numel() for p in built.parameters())
     trainable = sum(p.numel() for p in built.parameters() if p.requires_grad)
+    try:
+        summary = torchinfo.summary(built, input_size=(BATCH, *input_shape), verbose=0, device="cpu",
+                                    depth=1)
+        by_torchinfo = f"{summary.total_params:,}"
+    except Exception as exc:  # noqa: BLE001  whatever torchinfo raises is the answer
+        by_torchinfo = f"torchinfo failed: {torch_message(exc)}"
     for what, ours, theirs in (("torch total params", total, unique),
                                ("torch trainable params", evaluate(analysis.trainable_params, point),
                                 trainable)):
@@ -162,8 +182,9 @@ def _check_point(torch: Any, torchinfo: Any, analysis: Analysis, point: Mapping[
         if ours != theirs:
             shared = _shared_names(built)
             note = f"shared parameters counted once: {shared}" if shared else ""
-        totals.append(CheckResult(source, "model", what, _count(ours), _count(theirs), ours == theirs,
-                                  note))
+        totals.append(CheckResult(source, "model", what, _count(ours), _count(theirs), ours == theirs, note))
+    totals.append(CheckResult(source, "model", "torchinfo total params", _count(total), by_torchinfo,
+                              by_torchinfo == _count(total)))
 
 
 def _elements(shape: Any) -> int:
@@ -202,25 +223,49 @@ def _build(analysis: Analysis, point: Mapping[str, int], mismatches: dict[str, C
         return None
 
 
-def _run(torch: Any, torchinfo: Any, model: Any, input_shape: tuple[Any, ...], analysis: Analysis,
-         mismatches: dict[str, CheckResult], where: str) -> dict[str, Any] | None:
-    """torchinfo's depth-1 rows by module name; on failure, find the layer torch stops at."""
+@dataclass
+class _Run:
+    """What one forward pass of the built model showed, node by node."""
+
+    modules: dict[str, Any]  # node name -> the module it applies (None: not in the model)
+    shapes: dict[str, tuple[int, ...] | None]  # per-sample output shape of every node that ran
+    error: str | None = None  # torch's message when the forward pass failed
+    failed_at: str | None = None  # the first node (in spec order) that did not run
+
+
+def _run(torch: Any, model: Any, input_shape: tuple[int, ...], analysis: Analysis) -> _Run:
+    """Run the model once with a forward hook on every node's module."""
+    run = _Run({}, {})
+    owners: dict[int, list[str]] = {}
+    calls: dict[int, list[tuple[int, ...] | None]] = {}
+    for node in analysis.layers:
+        try:
+            module = model.get_submodule(node.shared_with or node.name)
+        except AttributeError:
+            module = None
+        run.modules[node.name] = module
+        if module is not None:
+            owners.setdefault(id(module), []).append(node.name)
+
+    def record(module: Any, args: Any, output: Any) -> None:
+        shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+        calls.setdefault(id(module), []).append(shape)
+
+    hooked = {id(m): m for m in run.modules.values() if m is not None}
+    handles = [m.register_forward_hook(record) for m in hooked.values()]
     try:
-        summary = torchinfo.summary(model, input_size=(BATCH, *input_shape), verbose=0,
-                                    device="cpu", depth=1)
-    except Exception:
-        x = torch.zeros((BATCH, *input_shape))
-        labels = {layer.name: layer.label for layer in analysis.spec.layers}
         with torch.no_grad():
-            for name, module in model.named_children():
-                try:
-                    x = module(x)
-                except Exception as exc:  # noqa: BLE001  any torch error is reported, named
-                    _mismatch(mismatches, analysis.spec.source, labels.get(name, name), "torch forward",
-                              "runs", f"torch refused it: {torch_message(exc)}", where)
-                    return None
-        raise
-    return {info.var_name: info for info in summary.summary_list if info.depth == 1}
+            model(torch.zeros((BATCH, *input_shape)))
+    except Exception as exc:  # noqa: BLE001  any torch error is reported, named
+        run.error = torch_message(exc)
+    finally:
+        for handle in handles:
+            handle.remove()
+    for key, names in owners.items():
+        run.shapes.update(zip(names, calls.get(key, []), strict=False))
+    if run.error is not None:
+        run.failed_at = next((n.name for n in analysis.layers if n.name not in run.shapes), None)
+    return run
 
 
 def assert_spec(path: str | Path, values: Mapping[str, int] | None = None, torch: bool = True) -> None:

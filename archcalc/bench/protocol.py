@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archcalc import __version__
-from archcalc.analysis import analyze
+from archcalc.analysis import Analysis, analyze
 from archcalc.atomic import write_text
 from archcalc.data.arrays import SpeechData
 from archcalc.errors import DataError, ShapeError, UsageError
@@ -35,6 +34,7 @@ class ModelPlan:
     spec: ModelSpec
     input_shape: tuple[int, ...]
     values: dict[str, int]
+    analysis: Analysis
     drop_softmax: bool = False
 
     @property
@@ -43,7 +43,18 @@ class ModelPlan:
 
     @property
     def ends_in_softmax(self) -> bool:
-        return self.spec.layers[-1].type == "Softmax"
+        return ends_in_softmax(self.analysis)
+
+    @property
+    def outputs(self) -> tuple[str, ...] | None:
+        """The node to train on: the input of the final Softmax when it is dropped."""
+        return (self.analysis.outputs[0].inputs[0],) if self.drop_softmax else None
+
+
+def ends_in_softmax(analysis: Analysis) -> bool:
+    """The (single) output node is a Softmax (cross-entropy would apply softmax a second time)."""
+    outputs = analysis.outputs
+    return len(outputs) == 1 and outputs[0].type == "Softmax"
 
 
 @dataclass
@@ -79,15 +90,18 @@ def plan_models(specs: list[ModelSpec], data: SpeechData, heads: list[str]) -> l
     for spec in specs:
         shape, values = bind_input(spec, data.feature_shape, data.source)
         analysis = analyze(spec, values)
+        if len(analysis.outputs) != 1:
+            raise ShapeError(f"{spec.name} has {len(analysis.outputs)} outputs; the bench trains a classifier "
+                             "with one", source=spec.source)
         out = tuple(analysis.value(s) for s in analysis.output_shape)
         if out != (len(data.classes),):
             raise ShapeError(f"{spec.name} ends with output shape {list(out)}, but the data has "
                              f"{len(data.classes)} classes ({', '.join(data.classes)})", source=spec.source)
         for head in heads:
             drop = head == "logits"
-            if drop and spec.layers[-1].type != "Softmax":
+            if drop and not ends_in_softmax(analysis):
                 continue  # nothing to drop: one run is enough
-            plans.append(ModelPlan(spec, shape, values, drop))
+            plans.append(ModelPlan(spec, shape, values, analysis, drop))
     return plans
 
 
@@ -205,8 +219,8 @@ def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, b
     """Train every plan with every optimizer, saving results.json after each run."""
     import torch
 
-    from archcalc.torchbuild import build_from_analysis
-    from archcalc.train import to_device, train
+    from archcalc.bench.train import to_device, train
+    from archcalc.pytorch.build import build_from_analysis
 
     device_data = {}
     for plan in plans:
@@ -221,9 +235,7 @@ def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, b
             if key not in device_data:
                 device_data[key] = to_device(data, plan.input_shape, config.device, config.channels_last)
             torch.manual_seed(config.seed)  # before the model is built: the same initial weights
-            model = build_from_analysis(analyze(plan.spec, plan.values))
-            if plan.drop_softmax:
-                model = torch.nn.Sequential(OrderedDict(list(model.named_children())[:-1]))
+            model = build_from_analysis(plan.analysis, outputs=plan.outputs)
             torch.manual_seed(config.seed)  # and before the run's shuffling and dropout
             result = train(model, device_data[key], config, progress(run_id) if progress else None)
             run = BenchRun(run_id, plan.label, plan.spec.source,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archcalc.analysis import Analysis
+from archcalc.analysis.engine import Analysis
 from archcalc.symbolic import Size, evaluate, free_names, is_number, shape_str, size_str, sp
 
 SAMPLES = 48  # values tried per symbol when two expressions cannot be proven equal
@@ -27,7 +27,8 @@ def check_expectations(analysis: Analysis) -> list[CheckResult]:
     """Every expectation the spec writes, in spec order, then the model-level ones."""
     spec = analysis.spec
     results: list[CheckResult] = []
-    for layer, result in zip(spec.layers, analysis.layers):
+    for result in analysis.layers:
+        layer = result.layer
         if layer.expect_shape is not None:
             ok, note = compare_shapes(layer.expect_shape, result.out_shape, analysis)
             results.append(CheckResult(spec.source, layer.label, "output shape",
@@ -87,14 +88,13 @@ def compare_sizes(expected: Size, actual: Size, analysis: Analysis) -> tuple[boo
         where = ", ".join(f"{k}={v}" for k, v in analysis.values.items())
         return e == a, f"at {where}"
     names = sorted(free_names(expected) | free_names(actual))
-    for i in range(SAMPLES):
-        point = {n: analysis.ranges[n].lo + i for n in names}
-        if any(not analysis.ranges[n].contains(v) for n, v in point.items()):
-            break
+    samples = {n: analysis.ranges[n].values(SAMPLES) for n in names}
+    for i in range(min(len(v) for v in samples.values())):
+        point = {n: samples[n][i] for n in names}
         ev, av = evaluate(expected, point), evaluate(actual, point)
         if ev != av:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
             return False, f"{ev} != {av} at {where}"
-    first = {n: analysis.ranges[n].lo for n in names}
-    span = ", ".join(f"{n}={v}..{v + SAMPLES - 1}" for n, v in first.items())
+    span = ", ".join(f"{n} in {{{v[0]}..{v[-1]}}}" if analysis.ranges[n].modulus > 1 else f"{n}={v[0]}..{v[-1]}"
+                     for n, v in samples.items() if v)
     return True, f"equal at {span} (not proven for all values)"

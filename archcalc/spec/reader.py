@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -17,60 +16,13 @@ from typing import Any
 from archcalc.errors import SpecError
 from archcalc.layers import REGISTRY
 from archcalc.layers.registry import REQUIRED, ArgError, suggest
+from archcalc.spec.model import INPUT, Expectations, LayerSpec, ModelSpec
 from archcalc.symbolic import IDENTIFIER, RESERVED_NAMES, ExprSyntaxError, Size, parse_size_expr
 
-TOP_LEVEL = ("model", "input", "symbols", "layers", "expect", "train", "lint")
-LAYER_KEYS = ("type", "name", "expect_shape", "expect_params", "trainable")
+TOP_LEVEL = ("model", "input", "symbols", "layers", "output", "expect", "train", "lint")
+LAYER_KEYS = ("type", "name", "from", "same_as", "expect_shape", "expect_params", "trainable")
 EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
 BUNDLED = ("speech_cnn", "speech_ffnn")
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One validated layer: its torch type, its arguments (defaults filled) and expectations."""
-
-    index: int  # 1-based position in the spec
-    name: str
-    type: str
-    args: Mapping[str, Any]
-    written: frozenset[str]  # argument names the spec wrote (the rest are torch's defaults)
-    expect_shape: tuple[Size, ...] | None = None
-    expect_params: int | None = None
-    trainable: bool = True
-    line: int | None = None
-
-    @property
-    def label(self) -> str:
-        return f"layer {self.index} {self.name!r} ({self.type})"
-
-
-@dataclass(frozen=True)
-class Expectations:
-    total_params: int | None = None
-    trainable_params: int | None = None
-    output_shape: tuple[Size, ...] | None = None
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A whole model as read from a spec file."""
-
-    source: str
-    name: str
-    description: str
-    input_shape: tuple[int | str, ...]
-    symbols: Mapping[str, int]  # default values from [symbols]
-    layers: tuple[LayerSpec, ...]
-    expect: Expectations = field(default_factory=Expectations)
-    train: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    lint: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def symbol_names(self) -> tuple[str, ...]:
-        return tuple(s for s in self.input_shape if isinstance(s, str))
-
-    def layer(self, name: str) -> LayerSpec | None:
-        return next((layer for layer in self.layers if layer.name == name), None)
 
 
 def bundled_spec(name: str) -> Path:
@@ -163,18 +115,18 @@ class _Reader:
         layers_raw = data.get("layers")
         if not isinstance(layers_raw, list) or not layers_raw:
             raise self.fail("a spec needs at least one [[layers]] entry")
-        layers: list[LayerSpec] = []
-        names: set[str] = set()
+        layers: dict[str, LayerSpec] = {}
         for i, raw in enumerate(layers_raw, start=1):
-            layer = self._layer(i, raw, set(symbols) | {s for s in input_shape if isinstance(s, str)})
-            if layer.name in names:
+            layer = self._layer(i, raw, set(symbols) | {s for s in input_shape if isinstance(s, str)}, layers)
+            if layer.name in layers:
                 raise self.fail(f"{layer.label}: duplicate layer name {layer.name!r}", layer.line)
-            names.add(layer.name)
-            layers.append(layer)
+            self._check_tree_name(layer, layers)
+            layers[layer.name] = layer
+        outputs = self._outputs(data, layers)
         expect = self._expect(data, input_shape)
         return ModelSpec(
             source=self.source, name=name, description=description, input_shape=input_shape,
-            symbols=MappingProxyType(symbols), layers=tuple(layers), expect=expect,
+            symbols=MappingProxyType(symbols), layers=tuple(layers.values()), outputs=outputs, expect=expect,
             train=MappingProxyType(self._table(data, "train")),
             lint=MappingProxyType(self._table(data, "lint")),
         )
@@ -214,11 +166,12 @@ class _Reader:
                 raise self.fail(f"[symbols] {key} must be a positive integer, got {value!r}", line)
         return dict(table)
 
-    def _layer(self, index: int, raw: Any, symbols: set[str]) -> LayerSpec:
+    def _layer(self, index: int, raw: Any, symbols: set[str], above: dict[str, LayerSpec]) -> LayerSpec:
         line = self.layer_lines[index - 1] if index <= len(self.layer_lines) else None
         if not isinstance(raw, dict):
             raise self.fail(f"layer {index} must be a table, got {raw!r}", line)
-        type_name = raw.get("type")
+        shared = self._shared(index, raw, above, line)
+        type_name = raw.get("type", shared.type if shared else None)
         if not isinstance(type_name, str):
             raise self.fail(f"layer {index}: missing 'type' (a torch.nn class name such as 'Conv2d')",
                             line)
@@ -227,10 +180,14 @@ class _Reader:
             raise self.fail(f"layer {index}: unknown layer type {type_name!r}"
                             f"{suggest(type_name, sorted(REGISTRY))}", self.line_of("type", line))
         name = raw.get("name", f"{type_name.lower()}_{index}")
-        if not isinstance(name, str) or not name or "." in name:
-            raise self.fail(f"layer {index}: name must be a non-empty string without '.', got {name!r}",
+        if not isinstance(name, str) or not all(name.split(".")) or name == INPUT:
+            raise self.fail(f"layer {index}: name must be a non-empty string (dots only between parts, "
+                            f"as in 'layer1.0.conv1'; {INPUT!r} names the model input), got {name!r}",
                             self.line_of("name", line))
         label = f"layer {index} {name!r} ({type_name})"
+        inputs = self._inputs(raw, label, kind.arity, above, line)
+        if shared is not None:
+            return self._shared_layer(index, name, raw, shared, inputs, symbols, line)
         args: dict[str, Any] = {}
         for key, value in raw.items():
             if key in LAYER_KEYS:
@@ -255,7 +212,7 @@ class _Reader:
             raise self.fail(f"{label}: {exc}", line) from None
         return LayerSpec(
             index=index, name=name, type=type_name, args=MappingProxyType(args),
-            written=frozenset(k for k in raw if k not in LAYER_KEYS),
+            written=frozenset(k for k in raw if k not in LAYER_KEYS), inputs=inputs,
             expect_shape=self._shape_value(raw.get("expect_shape"), symbols, f"{label}: expect_shape",
                                            self.line_of("expect_shape", line)),
             expect_params=self._count(raw.get("expect_params"), f"{label}: expect_params",
@@ -263,6 +220,100 @@ class _Reader:
             trainable=self._bool(raw.get("trainable", True), f"{label}: trainable", line),
             line=line,
         )
+
+    def _shared(self, index: int, raw: dict[str, Any], above: dict[str, LayerSpec],
+                line: int | None) -> LayerSpec | None:
+        """The node whose module a ``same_as`` layer applies (followed to the original)."""
+        if "same_as" not in raw:
+            return None
+        target = raw["same_as"]
+        where = self.line_of("same_as", line)
+        if not isinstance(target, str) or target not in above:
+            raise self.fail(f"layer {index}: same_as {target!r} is not a layer above this one"
+                            f"{suggest(str(target), list(above))}", where)
+        original = above[target]
+        if original.same_as is not None:
+            original = above[original.same_as]
+        if "type" in raw and raw["type"] != original.type:
+            raise self.fail(f"layer {index}: same_as {target!r} applies a {original.type}, but type is "
+                            f"{raw['type']!r} (leave type out, or write {original.type!r})",
+                            self.line_of("type", line))
+        return original
+
+    def _shared_layer(self, index: int, name: str, raw: dict[str, Any], original: LayerSpec,
+                      inputs: tuple[str, ...], symbols: set[str], line: int | None) -> LayerSpec:
+        label = f"layer {index} {name!r} ({original.type})"
+        for key in raw:
+            if key not in LAYER_KEYS or key == "trainable":
+                raise self.fail(f"{label}: a shared layer takes its arguments from {original.name!r}; "
+                                f"remove {key!r}", self.line_of(key, line))
+        return LayerSpec(
+            index=index, name=name, type=original.type, args=original.args, written=original.written,
+            inputs=inputs, same_as=original.name, trainable=original.trainable, line=line,
+            expect_shape=self._shape_value(raw.get("expect_shape"), symbols, f"{label}: expect_shape",
+                                           self.line_of("expect_shape", line)),
+            expect_params=self._count(raw.get("expect_params"), f"{label}: expect_params",
+                                      self.line_of("expect_params", line)),
+        )
+
+    def _inputs(self, raw: dict[str, Any], label: str, arity: int | None, above: dict[str, LayerSpec],
+                line: int | None) -> tuple[str, ...]:
+        """The names ``from`` gives, each the model input or a layer above; default: the layer above."""
+        where = self.line_of("from", line)
+        if "from" not in raw:
+            inputs: tuple[str, ...] = (next(reversed(above)) if above else INPUT,)
+        else:
+            value = raw["from"]
+            names = [value] if isinstance(value, str) else value
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                raise self.fail(f"{label}: from must be a layer name or a list of them, got {value!r}", where)
+            for source in names:
+                if source != INPUT and source not in above:
+                    below = source in self._all_names()
+                    why = ("is written below this one: write every layer after its inputs" if below
+                           else f"is not a layer above this one{suggest(source, [INPUT, *above])}")
+                    raise self.fail(f"{label}: from {source!r} {why}", where)
+            inputs = tuple(names)
+        if arity == 1 and len(inputs) != 1:
+            raise self.fail(f"{label} takes one input, got {len(inputs)}: {', '.join(inputs)}", where)
+        if arity is None and len(inputs) < 2:
+            raise self.fail(f"{label} merges two or more inputs: write them as from = [\"a\", \"b\"]",
+                            where or line)
+        return inputs
+
+    def _all_names(self) -> set[str]:
+        names = set()
+        for line in self.lines:
+            match = re.match(r"""\s*name\s*=\s*["']([^"']*)["']""", line)
+            if match:
+                names.add(match.group(1))
+        return names
+
+    def _check_tree_name(self, layer: LayerSpec, above: dict[str, LayerSpec]) -> None:
+        """A name cannot be both a module and a folder of modules (``fc`` and ``fc.0``)."""
+        for other in above:
+            for short, long in ((other, layer.name), (layer.name, other)):
+                if long.startswith(short + "."):
+                    raise self.fail(f"{layer.label}: names {short!r} and {long!r} clash: {short!r} "
+                                    f"would be both a layer and a group of layers", layer.line)
+
+    def _outputs(self, data: dict[str, Any], layers: dict[str, LayerSpec]) -> tuple[str, ...]:
+        table = self._table(data, "output")
+        head = next((i for i, s in enumerate(self.lines) if re.match(r"\s*\[\s*output\s*\]", s)), None)
+        self._check_keys(table, ("from",), "[output]", head)
+        if "from" not in table:
+            return ()
+        value = table["from"]
+        names = [value] if isinstance(value, str) else value
+        where = self.line_of("from", head)
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise self.fail(f"[output] from must be a layer name or a list of them, got {value!r}", where)
+        for name in names:
+            if name not in layers:
+                raise self.fail(f"[output] from {name!r} is not a layer{suggest(name, list(layers))}", where)
+        if len(set(names)) != len(names):
+            raise self.fail(f"[output] from names a layer twice: {value!r}", where)
+        return tuple(names)
 
     def _shape_value(self, value: Any, symbols: set[str], what: str,
                      line: int | None) -> tuple[Size, ...] | None:

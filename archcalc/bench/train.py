@@ -255,8 +255,10 @@ def auto_micro_batch(model: nn.Module, device: str) -> int:
     (BatchNorm normalizes over the batch) or gains nothing (GPU, linear-only models)."""
     if not device.startswith("cpu"):
         return 0
-    kinds = {type(m).__name__ for m in model.modules()}
-    if any(k.startswith("BatchNorm") for k in kinds) or not any(k.startswith("Conv") for k in kinds):
+    modules = list(model.modules())
+    batch_stats = (nn.modules.batchnorm._BatchNorm, nn.SyncBatchNorm)
+    if any(isinstance(m, batch_stats) for m in modules) or \
+            not any(isinstance(m, nn.modules.conv._ConvNd) for m in modules):
         return 0
     return 32
 

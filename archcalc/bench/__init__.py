@@ -1,0 +1,1 @@
+"""The benchmark: the protocol (models x optimizers, results on disk) and the training loop."""

@@ -1,0 +1,106 @@
+"""Every registered kind, one row each: a new kind fails here until it has a row, and is tested that day.
+
+Each row is a per-sample input shape (a list of them for merges) and the written arguments. The
+reference is torch itself: the module built from the written arguments (inferred sizes taken from the
+real tensor), run on a batch of 2.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from archcalc import analyze, parse_spec
+from archcalc.analysis.cost import cost
+from archcalc.layers import REGISTRY
+from archcalc.layers.registry import FAMILIES
+
+ROWS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "Conv1d": ([3, 20], {"out_channels": 4, "kernel_size": 3, "stride": 2}),
+    "Conv2d": ([3, 9, 8], {"out_channels": 4, "kernel_size": 3, "padding": 1}),
+    "Conv3d": ([2, 5, 6, 7], {"out_channels": 2, "kernel_size": [1, 2, 3]}),
+    "ConvTranspose1d": ([3, 7], {"out_channels": 2, "kernel_size": 3, "stride": 2}),
+    "ConvTranspose2d": ([4, 5, 6], {"out_channels": 2, "kernel_size": 2, "stride": 2}),
+    "ConvTranspose3d": ([2, 3, 4, 5], {"out_channels": 2, "kernel_size": 3, "padding": 1, "output_padding": 0}),
+    "MaxPool1d": ([2, 15], {"kernel_size": 3, "stride": 2}),
+    "MaxPool2d": ([2, 9, 9], {"kernel_size": 2}),
+    "MaxPool3d": ([2, 6, 6, 6], {"kernel_size": 2, "ceil_mode": True}),
+    "AvgPool1d": ([2, 15], {"kernel_size": 4}),
+    "AvgPool2d": ([2, 9, 9], {"kernel_size": 3, "stride": 2, "padding": 1}),
+    "AvgPool3d": ([2, 6, 6, 6], {"kernel_size": 3}),
+    "AdaptiveAvgPool1d": ([2, 15], {"output_size": 4}),
+    "AdaptiveAvgPool2d": ([2, 9, 9], {"output_size": [3, 2]}),
+    "AdaptiveMaxPool1d": ([2, 15], {"output_size": 5}),
+    "AdaptiveMaxPool2d": ([2, 9, 9], {"output_size": 1}),
+    "Upsample": ([2, 5, 6], {"scale_factor": 2, "mode": "nearest"}),
+    "Linear": ([7], {"out_features": 5}),
+    "BatchNorm1d": ([4, 6], {}),
+    "BatchNorm2d": ([4, 5, 5], {"affine": False}),
+    "LayerNorm": ([3, 6], {}),
+    "ReLU": ([5], {}), "LeakyReLU": ([5], {"negative_slope": 0.2}), "ELU": ([5], {}), "GELU": ([5], {}),
+    "SiLU": ([5], {}), "Sigmoid": ([5], {}), "Tanh": ([5], {}),
+    "Softmax": ([3, 4], {"dim": 1}), "LogSoftmax": ([3, 4], {"dim": -1}),
+    "Flatten": ([2, 3, 4], {}), "Identity": ([6], {}), "Dropout": ([6], {"p": 0.25}),
+    "Add": ([[4, 5, 5], [4, 1, 5]], {}), "Mul": ([[4, 5, 5], [4, 1, 1]], {}), "Cat": ([[2, 5], [3, 5]], {"dim": 1}),
+}
+
+INFERRED = {"in_channels": 0, "in_features": -1, "num_features": 0}
+
+
+def _spec(shapes: list[list[int]], type_: str, args: dict[str, Any]) -> str:
+    text = f"[input]\nshape = {json.dumps(shapes[0])}\n"
+    names = ["input"]
+    for i, extra in enumerate(shapes[1:]):  # more inputs: adaptive pools of the input to the wanted size
+        text += (f'[[layers]]\nname = "in{i + 2}"\ntype = "Identity"\nfrom = "input"\n' if extra == shapes[0]
+                 else _reshaper(i + 2, shapes[0], extra))
+        names.append(f"in{i + 2}")
+    text += f'[[layers]]\nname = "node"\ntype = "{type_}"\n'
+    if len(names) > 1:
+        text += f"from = {json.dumps(names)}\n"
+    text += "".join(f"{k} = {json.dumps(v)}\n" for k, v in args.items())
+    return text
+
+
+def _reshaper(i: int, have: list[int], want: list[int]) -> str:
+    """A 1x1 conv (channels) and an adaptive pool (spatial sizes) from the input to ``want``."""
+    return (f'[[layers]]\nname = "proj{i}"\ntype = "Conv{len(want) - 1}d"\nfrom = "input"\n'
+            f"out_channels = {want[0]}\nkernel_size = 1\n"
+            f'[[layers]]\nname = "in{i}"\ntype = "AdaptiveAvgPool{len(want) - 1}d"\n'
+            f"output_size = {json.dumps(want[1:])}\n")
+
+
+def _torch_answer(type_: str, shapes: list[list[int]], args: dict[str, Any]) -> tuple[tuple[int, ...], int]:
+    xs = [torch.randn(2, *s) for s in shapes]
+    if type_ in ("Add", "Mul", "Cat"):
+        out = {"Add": lambda: xs[0] + xs[1], "Mul": lambda: xs[0] * xs[1],
+               "Cat": lambda: torch.cat(xs, dim=args["dim"])}[type_]()
+        return tuple(out.shape[1:]), 0
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    for key, axis in INFERRED.items():
+        if key in {a for a in REGISTRY[type_].args}:
+            kwargs[key] = xs[0].shape[1:][axis]
+    if type_ == "LayerNorm":
+        kwargs["normalized_shape"] = xs[0].shape[-1]
+    module = getattr(torch.nn, type_)(**kwargs)
+    with torch.no_grad():
+        out = module(xs[0])
+    return tuple(out.shape[1:]), sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("type_", sorted(REGISTRY))
+def test_every_kind_agrees_with_torch(type_):
+    assert type_ in ROWS, f"add a row for {type_} to ROWS in {__file__}"
+    kind = REGISTRY[type_]
+    assert kind.family in FAMILIES and kind.type == type_
+    shape, args = ROWS[type_]
+    shapes = shape if isinstance(shape[0], list) else [shape]
+    analysis = analyze(parse_spec(_spec(shapes, type_, args), f"{type_}.toml"))
+    node = analysis.node("node")
+    assert (node.out_shape, node.params) == _torch_answer(type_, shapes, args)
+    assert isinstance(kind.words(node.args, node.in_shapes, node.out_shape), str)
+    assert isinstance(kind.describe(node.args), str)
+    assert cost(analysis).total_macs >= 0
+    assert (kind.arity is None) == (len(shapes) > 1)
