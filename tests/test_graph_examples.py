@@ -340,6 +340,20 @@ def test_resnet18_reference_at_other_sizes(references, h, w):
     assert shapes["layer4"] == (512, -(-h // 32), -(-w // 32))
 
 
+def test_resnet18_hw_condition_is_exactly_where_torch_runs(references):
+    """archcalc's derived range for H (and W) against the reference, value by value at the boundary."""
+    analysis = archcalc.analyze(archcalc.load_spec(RESNET18_HW))
+    model = references[RESNET18][0]
+    for h in range(1, 41):
+        try:
+            out, _ = reference_run(model, (3, h, 5))
+            runs = out == (1000,)
+        except RuntimeError:
+            runs = False
+        assert analysis.ranges["H"].contains(h) == runs, h
+    assert analysis.ranges["W"].text("W") == "W >= 1"
+
+
 def test_resnet18_hw_node_shapes_at_an_odd_non_square_size(references):
     h, w = 33, 48
     out, shapes = reference_run(references[RESNET18][0], (3, h, w))

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from archcalc.analysis import Analysis, LayerResult, analyze
 from archcalc.errors import ShapeError, TorchMissingError, TorchRefusedError
-from archcalc.layers import get_kind
 from archcalc.layers.registry import INFERRED, ArgError
-from archcalc.spec import INPUT, LayerSpec, ModelSpec
+from archcalc.spec import INPUT, ModelSpec
 from archcalc.symbolic import Size, evaluate, is_number, shape_str
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ def build_from_analysis(analysis: Analysis, values: Mapping[str, int] | None = N
     for node in analysis.layers:
         if node.name in needed and node.shared_with is None:
             in_shape = tuple(evaluate(s, point) for s in node.in_shape)
-            modules[node.name] = make_module(torch, node.layer, in_shape)
+            modules[node.name] = make_module(torch, node, in_shape)
     chain = [node for node in analysis.layers if node.name in needed]
     if _is_chain(chain, wanted):
         return torch.nn.Sequential(OrderedDict(modules))
@@ -102,10 +101,9 @@ def _graph_module(torch: Any, name: str, nodes: list[LayerResult], modules: dict
     return fx.GraphModule(modules, graph, class_name=class_name if class_name[0].isalpha() else "Model")
 
 
-def torch_kwargs(layer: LayerSpec, in_shape: tuple[Size, ...]) -> dict[str, Any]:
+def torch_kwargs(node: LayerResult, in_shape: tuple[Size, ...]) -> dict[str, Any]:
     """The constructor arguments: what the spec wrote plus the inferred sizes."""
-    kind = get_kind(layer.type)
-    assert kind is not None
+    layer, kind = node.layer, node.kind
     try:
         full = kind.torch_kwargs(in_shape, layer.args)
     except ArgError as exc:
@@ -126,13 +124,12 @@ def torch_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
-def make_module(torch: Any, layer: LayerSpec, in_shape: tuple[Size, ...]) -> Any:
+def make_module(torch: Any, node: LayerResult, in_shape: tuple[Size, ...]) -> Any:
     """One ``torch.nn`` module; frozen (requires_grad False) when the spec says trainable = false."""
-    kwargs = torch_kwargs(layer, in_shape)
-    kind = get_kind(layer.type)
-    assert kind is not None
+    kwargs = torch_kwargs(node, in_shape)
+    layer = node.layer
     try:
-        module = kind.build_module(torch, kwargs)
+        module = node.kind.build_module(torch, kwargs)
     except Exception as exc:  # noqa: BLE001  whatever torch raises, name the layer
         raise TorchRefusedError(layer.label, torch_message(exc)) from None
     if not layer.trainable:
