@@ -14,24 +14,17 @@ from archcalc.layers.registry import (
     Step,
     bool_arg,
     choice_arg,
+    factor_str,
     int_arg,
     mul_str,
     ntuple_arg,
     product,
     register,
+    shape_words,
 )
 from archcalc.symbolic import Size, as_size, floor_out, is_number, ntuple, size_str
 
 AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
-
-
-def _out_words(shape: tuple[Size, ...]) -> str:
-    return " × ".join(size_str(s) for s in shape)
-
-
-def _term(n: Size) -> str:
-    text = size_str(n)
-    return text if is_number(n) or text.isidentifier() else f"({text})"
 
 
 def window_step(shape: tuple[Size, ...], dims: int, k: tuple[int, ...], s: tuple[int, ...],
@@ -45,13 +38,13 @@ def window_step(shape: tuple[Size, ...], dims: int, k: tuple[int, ...], s: tuple
         n = shape[1 + axis]
         ka, sa, pa, da = k[axis], s[axis], p[axis], d[axis]
         size = floor_out(n, ka, sa, pa, da, ceil_mode)
-        inside = f"{_term(n)} + 2*{pa} - {da}*({ka}-1) - 1"
+        inside = f"{factor_str(n)} + 2*{pa} - {da}*({ka}-1) - 1"
         if not ceil_mode:
             text = f"{name}: floor(({inside})/{sa}) + 1"
         elif pa - da * (ka - 1) + sa - 1 <= 0:
             text = f"{name}: ceil(({inside})/{sa}) + 1"
         else:  # the last window may start in the right padding: torch drops it
-            text = (f"{name}: min(ceil(({inside})/{sa}), floor(({_term(n)} + {pa} - 1)/{sa})) + 1"
+            text = (f"{name}: min(ceil(({inside})/{sa}), floor(({factor_str(n)} + {pa} - 1)/{sa})) + 1"
                     " (the last window must start inside the input or left padding)")
         step.derivation.append((text, size))
         step.need_positive(f"{name} (output)", size)
@@ -101,7 +94,7 @@ class _Conv(_Windowed):
         bias = "" if args["bias"] else ", no bias"
         return (f"{self.type}: {args['out_channels']} filters of {k} over {size_str(cin)} input "
                 f"channel{plural}, stride {args['stride']}, padding {args['padding']}{bias}; "
-                f"output {_out_words(out_shape)}")
+                f"output {shape_words(out_shape)}")
 
     def check_args(self, args: Mapping[str, Any]) -> None:
         groups = args["groups"]
@@ -201,7 +194,7 @@ class _Pool(_Windowed):
         k = "×".join(map(str, self.windows(args)[0]))
         how = "max" if self.type.startswith("Max") else "average"
         stride = args["stride"] if args["stride"] is not None else args["kernel_size"]
-        return f"{self.type}: {how} pooling over {k} windows, stride {stride}; output {_out_words(out_shape)}"
+        return f"{self.type}: {how} pooling over {k} windows, stride {stride}; output {shape_words(out_shape)}"
 
     def check_args(self, args: Mapping[str, Any]) -> None:
         if args.get("return_indices"):
@@ -278,7 +271,7 @@ class _AdaptivePool(_Windowed):
 
     def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
               out_shape: tuple[Size, ...]) -> str:
-        return f"{self.type}: pooling to a fixed size {args['output_size']}; output {_out_words(out_shape)}"
+        return f"{self.type}: pooling to a fixed size {args['output_size']}; output {shape_words(out_shape)}"
 
     def check_args(self, args: Mapping[str, Any]) -> None:
         if args.get("return_indices"):

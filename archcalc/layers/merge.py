@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from archcalc.layers.registry import Arg, ArgError, LayerKind, Step, dim_arg, register
+from archcalc.layers.registry import Arg, ArgError, LayerKind, Step, dim_arg, register, shape_words
 from archcalc.symbolic import Size, as_size, is_number, shape_str, size_str
 
 AXIS_NAMES = {3: ("C", "H", "W"), 4: ("C", "D", "H", "W"), 2: ("C", "L")}
@@ -69,7 +69,7 @@ class _Elementwise(LayerKind):
 
     def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
               out_shape: tuple[Size, ...]) -> str:
-        return f"{self.words_name} of {len(in_shapes)} inputs; output {' × '.join(map(size_str, out_shape))}"
+        return f"{self.words_name} of {len(in_shapes)} inputs; output {shape_words(out_shape)}"
 
 
 @register
@@ -132,4 +132,4 @@ class Cat(LayerKind):
     def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
               out_shape: tuple[Size, ...]) -> str:
         return (f"concatenation of {len(in_shapes)} inputs along dim {args['dim']}; "
-                f"output {' × '.join(map(size_str, out_shape))}")
+                f"output {shape_words(out_shape)}")

@@ -18,6 +18,7 @@ from archcalc.layers.registry import (
     mul_str,
     product,
     register,
+    shape_words,
 )
 from archcalc.symbolic import Size, as_size, is_number, size_str
 
@@ -37,7 +38,7 @@ class _Norm(LayerKind):
 
     def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
               out_shape: tuple[Size, ...]) -> str:
-        return f"{self.type}: normalization; output {' × '.join(size_str(s) for s in out_shape)}"
+        return f"{self.type}: normalization; output {shape_words(out_shape)}"
 
 
 class _BatchNorm(_Norm):

@@ -217,8 +217,7 @@ class LayerKind:
     def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
               out_shape: tuple[Size, ...]) -> str:
         """The layer in a sentence, as a report lists it (``out`` is the output, ``A × B``)."""
-        out = " × ".join(size_str(s) for s in out_shape)
-        return f"{self.words_name or self.type}; output {out}"
+        return f"{self.words_name or self.type}; output {shape_words(out_shape)}"
 
     def params(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> ParamCount:
         return ParamCount(0, "0")
@@ -265,13 +264,20 @@ def suggest(word: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def factor_str(size: Size) -> str:
+    """A size as a factor in a formula: parenthesized unless it is a number or a name."""
+    text = size_str(size)
+    return text if is_number(size) or text.isidentifier() else f"({text})"
+
+
 def mul_str(*factors: Size) -> str:
     """``5*5*1*32``, with non-atomic factors in parentheses."""
-    parts = []
-    for f in factors:
-        text = size_str(f)
-        parts.append(text if is_number(f) or text.isidentifier() else f"({text})")
-    return "*".join(parts)
+    return "*".join(factor_str(f) for f in factors)
+
+
+def shape_words(shape: tuple[Size, ...]) -> str:
+    """``32 × 97 × 36``: a shape as a report writes it."""
+    return " × ".join(size_str(s) for s in shape)
 
 
 def product(values: tuple[Size, ...] | list[Size]) -> Size:

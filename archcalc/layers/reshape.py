@@ -16,8 +16,9 @@ from archcalc.layers.registry import (
     mul_str,
     product,
     register,
+    shape_words,
 )
-from archcalc.symbolic import Size, size_str
+from archcalc.symbolic import Size
 
 
 @register
@@ -50,8 +51,7 @@ class Flatten(LayerKind):
 
     def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
               out_shape: tuple[Size, ...]) -> str:
-        merged = " × ".join(size_str(s) for s in in_shapes[0])
-        return f"Flatten: {merged} = {' × '.join(size_str(s) for s in out_shape)} features"
+        return f"Flatten: {shape_words(in_shapes[0])} = {shape_words(out_shape)} features"
 
 
 @register

@@ -35,24 +35,15 @@ from archcalc.layers.registry import (
     Step,
     bool_arg,
     choice_arg,
+    factor_str,
     int_arg,
     mul_str,
     ntuple_arg,
     product,
     register,
+    shape_words,
 )
 from archcalc.symbolic import Size, as_size, floor_div, is_number, ntuple, size_str
-
-
-def _term(n: Size) -> str:
-    """A size as a factor in a derivation: parenthesized unless a number or a name."""
-    text = size_str(n)
-    return text if is_number(n) or text.isidentifier() else f"({text})"
-
-
-def _out_words(shape: tuple[Size, ...]) -> str:
-    return " × ".join(size_str(s) for s in shape)
-
 
 # --------------------------------------------------------------------------- transposed convolutions
 
@@ -111,7 +102,7 @@ class _ConvTranspose(LayerKind):
             n = shape[1 + axis]
             # (n-1)*s - 2p + d*(k-1) + op + 1, written as s*n + const: linear, so canonical
             size = as_size(s[axis] * n + d[axis] * (k[axis] - 1) - 2 * p[axis] + op[axis] + 1 - s[axis])
-            text = (f"{name}: ({_term(n)} - 1)*{s[axis]} - 2*{p[axis]} + {d[axis]}*({k[axis]}-1)"
+            text = (f"{name}: ({factor_str(n)} - 1)*{s[axis]} - 2*{p[axis]} + {d[axis]}*({k[axis]}-1)"
                     f" + {op[axis]} + 1")
             step.derivation.append((text, size))
             # not "(output)": that reads "input too small"; here padding is what cuts too much
@@ -162,7 +153,7 @@ class _ConvTranspose(LayerKind):
         bias = "" if args["bias"] else ", no bias"
         return (f"{self.type}: transposed convolution to {args['out_channels']} channels with {k} kernels "
                 f"over {size_str(cin)} input channel{plural}, stride {args['stride']}, padding "
-                f"{args['padding']}{extra}{bias}; output {_out_words(out_shape)}")
+                f"{args['padding']}{extra}{bias}; output {shape_words(out_shape)}")
 
 
 @register
@@ -318,10 +309,10 @@ class Upsample(LayerKind):
             if key == "size":
                 size, text = value, f"{name}: size"
             elif value.is_integer():
-                size, text = as_size(int(value) * n), f"{name}: {_term(n)}*{int(value)}"
+                size, text = as_size(int(value) * n), f"{name}: {factor_str(n)}*{int(value)}"
             else:
                 size = scaled_size(n, value)
-                text = f"{name}: floor({_term(n)}*{value!r}) (torch rounds the float product down)"
+                text = f"{name}: floor({factor_str(n)}*{value!r}) (torch rounds the float product down)"
             step.derivation.append((text, size))
             step.need_positive(f"output {name}", size)
             out.append(size)
@@ -337,4 +328,4 @@ class Upsample(LayerKind):
               out_shape: tuple[Size, ...]) -> str:
         how = (f"to size {args['size']}" if args["size"] is not None
                else f"by a factor {args['scale_factor']}")
-        return f"Upsample: {args['mode']} resampling {how}; output {_out_words(out_shape)}"
+        return f"Upsample: {args['mode']} resampling {how}; output {shape_words(out_shape)}"
