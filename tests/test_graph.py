@@ -256,3 +256,14 @@ def test_bench_trains_a_graph(cli, tmp_path):
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     assert [r["id"] for r in doc["runs"]] == ["tiny_res/sgd/logits", "tiny_res/adam/logits"]
     assert doc["runs"][0]["result"]["params"] == analyze(load_spec(spec)).total_params == 40 + 148 + 8 + 195
+
+
+def test_crosscheck_names_the_graph_node_torch_disagrees_with_and_the_first_it_refuses():
+    analysis = analyze(load_spec(EXAMPLES / "se_block.toml"))
+    model = build(analysis.spec)
+    model.se.get_submodule("3").__init__(16, 32, 1)  # a gate of 32 channels: the Mul cannot broadcast it
+    failed = crosscheck(analysis, model).failed
+    assert [r.layer for r in failed[:3]] == ["layer 9 'se.3' (Conv2d)", "layer 10 'se.4' (Sigmoid)",
+                                             "layer 11 'scale' (Mul)"]
+    assert failed[0].actual == "[32, 1, 1], 544" and failed[2].what == "torch forward"
+    assert "torch refused it: RuntimeError" in failed[2].actual
