@@ -267,3 +267,14 @@ def test_crosscheck_names_the_graph_node_torch_disagrees_with_and_the_first_it_r
                                              "layer 11 'scale' (Mul)"]
     assert failed[0].actual == "[32, 1, 1], 544" and failed[2].what == "torch forward"
     assert "torch refused it: RuntimeError" in failed[2].actual
+
+
+def test_a_merge_condition_that_cannot_be_solved_is_shown_and_checked_when_bound(cli, write_spec):
+    text = '[input]\nshape = [1, "H", "H"]\n' + layer("a", "Flatten", "input")
+    text += layer("pool", "AvgPool2d", "input", kernel_size=2, stride=1) + layer("b", "Flatten")
+    text += layer("sum", "Add", ["a", "b"])
+    path = write_spec(text)
+    shown = cli("shapes", path)
+    assert shown.exit_code == 0 and "  and H**2 == (H - 1)**2  (sum: dim 1 of 'a' and 'b' must agree)" in shown.stdout
+    bound = cli("shapes", path, "--set", "H=5")
+    assert bound.exit_code == 2 and "'sum' (Add)" in bound.stderr and "= 25 but" in bound.stderr

@@ -207,6 +207,7 @@ class Conditions:
         self.conditions: list[Condition] = []
         self.ranges: dict[str, SymbolRange] = {s: SymbolRange() for s in spec.symbol_names}
         self.located: dict[int, tuple[LayerSpec, str]] = {}
+        self.unsolved: list[Condition] = []  # not folded into a range: shown as they are, checked when bound
 
     def add(self, cond: Condition, layer: LayerSpec, where: str) -> None:
         if is_number(cond.expr) and is_number(cond.value):
@@ -216,8 +217,8 @@ class Conditions:
         if cond.op == "==" and cond.expr == cond.value:
             return  # the same canonical form on both sides: holds for every value
         names = free_names(cond.expr) | free_names(cond.value)
-        if len(names) == 1:
-            self._narrow(next(iter(names)), cond, layer, where)
+        if len(names) != 1 or not self._narrow(next(iter(names)), cond, layer, where):
+            self.unsolved.append(cond)
         self.conditions.append(cond)
         self.located[id(cond)] = (layer, where)
 
@@ -238,11 +239,12 @@ class Conditions:
                            f"{target} for {bound}")
                 raise ShapeError(f"{layer.label}: {got} (valid: {need})", source=where)
 
-    def _narrow(self, name: str, cond: Condition, layer: LayerSpec, where: str) -> None:
+    def _narrow(self, name: str, cond: Condition, layer: LayerSpec, where: str) -> bool:
+        """Fold a one-symbol condition into the symbol's range; False when it cannot be folded."""
         old = self.ranges[name]
         found = self._solve(name, cond)
         if found is None:
-            return  # kept in self.conditions and checked at bound values
+            return False
         lo, hi, modulus, residues = found
         if hi is not None and hi < lo:
             if is_number(cond.value):
@@ -253,11 +255,12 @@ class Conditions:
         try:
             new = old.intersect(lo, hi, modulus, residues)
         except OverflowError:
-            return
+            return False
         if new is None:
             raise ShapeError(f"{layer.label}: no value of {name} satisfies {cond.text()} ({cond.what}) "
                              f"together with the earlier layers ({old.text(name)})", source=where)
         self.ranges[name] = new
+        return True
 
     @staticmethod
     def _solve(name: str, cond: Condition) -> tuple[int, int | None, int, frozenset[int]] | None:

@@ -81,6 +81,7 @@ class Analysis:
     total_params: Size
     trainable_params: Size
     input_shape: Shape
+    unsolved: tuple[Condition, ...] = ()  # conditions not folded into ``ranges`` (several symbols, ...)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -196,7 +197,8 @@ def analyze(spec: ModelSpec, overrides: Mapping[str, int] | None = None) -> Anal
     tracker.check_values()
     return Analysis(spec=spec, values=values, layers=tuple(results),
                     conditions=tuple(tracker.conditions), ranges=dict(tracker.ranges),
-                    total_params=total, trainable_params=trainable, input_shape=input_shape)
+                    total_params=total, trainable_params=trainable, input_shape=input_shape,
+                    unsolved=tuple(tracker.unsolved))
 
 
 def _analyze_layer(spec: ModelSpec, layer: LayerSpec, in_shapes: tuple[Shape, ...], tracker: Conditions,

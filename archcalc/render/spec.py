@@ -140,8 +140,7 @@ def condition_lines(analysis: Analysis) -> list[str]:
     if not analysis.symbols:
         return []
     lines = ["Valid for: " + ", ".join(analysis.ranges[s].text(s) for s in analysis.symbols)]
-    multi = [c for c in analysis.conditions if len(c.expr.free_symbols) > 1]  # type: ignore[union-attr]
-    lines.extend(f"  and {c.text()}  ({c.layer_name}: {c.what})" for c in multi)
+    lines.extend(f"  and {c.text()}  ({c.layer_name}: {c.what})" for c in analysis.unsolved)
     unbound = [s for s in analysis.symbols if s not in analysis.values]
     if unbound:
         lines.append(f"Unbound: {', '.join(unbound)} (give values with --set NAME=INT)")
