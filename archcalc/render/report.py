@@ -13,6 +13,7 @@ from typing import Any
 
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.layers.conv import AXES
+from archcalc.layers.registry import shape_words
 from archcalc.symbolic import Size, is_number, sp
 
 
@@ -28,10 +29,6 @@ def _latex(size: Size) -> str:
 
 def _times(shape: tuple[Size, ...]) -> str:
     return r" \times ".join(_latex(s) for s in shape)
-
-
-def _plain(shape: tuple[Size, ...]) -> str:
-    return " × ".join(str(s) for s in shape)
 
 
 def layer_words(row: LayerResult) -> str:
@@ -88,7 +85,7 @@ def build_document(analysis: Analysis, bench_dir: Path | None, out_path: Path | 
     blocks = [Block("heading", f"{spec.name}: architecture and derivations")]
     if spec.description:
         blocks.append(Block("text", spec.description + "."))
-    blocks.append(Block("text", f"Input: {_plain(analysis.input_shape)} per sample (batch axis not shown)."))
+    blocks.append(Block("text", f"Input: {shape_words(analysis.input_shape)} per sample (batch axis not shown)."))
     blocks.append(Block("subheading", "Layers"))
     if analysis.is_sequential:
         items = [f"{row.name} — {layer_words(row)}" for row in analysis.layers]
@@ -129,7 +126,7 @@ def _tables(analysis: Analysis) -> list[Block]:
         k, s, p, _ = window
         pad = row.args["padding"] if row.args.get("padding") == "same" else "×".join(map(str, p))
         conv_rows.append([row.name, row.type, str(row.in_shape[0]), str(row.out_shape[0]),
-                          "×".join(map(str, k)), "×".join(map(str, s)), str(pad), _plain(row.out_shape),
+                          "×".join(map(str, k)), "×".join(map(str, s)), str(pad), shape_words(row.out_shape),
                           f"{row.params:,}" if is_number(row.params) else str(row.params)])
     if conv_rows:
         blocks.append(Block("subheading", "Convolutional and pooling layers"))
