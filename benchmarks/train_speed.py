@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from archcalc import analyze, build, bundled_spec, load_spec
-from archcalc.data.arrays import SpeechData
 from archcalc.bench.train import TrainConfig, bf16_supported, to_device, train
+from archcalc.data.arrays import SpeechData
 
 
 def easy_data(n_train: int, seed: int = 0) -> SpeechData:

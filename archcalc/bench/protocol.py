@@ -7,6 +7,7 @@ every finished run and ``--resume`` skips them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from archcalc.spec import ModelSpec
 SCHEMA_VERSION = 1
 TRAIN_KEYS = ("epochs", "batch_size", "seed", "sgd_lr", "sgd_momentum", "sgd_weight_decay", "adam_lr",
               "adam_weight_decay")
+INT_KEYS = ("epochs", "batch_size", "seed")
 
 
 @dataclass(frozen=True)
@@ -135,24 +137,35 @@ def train_settings(spec: ModelSpec) -> dict[str, Any]:
     for key, value in table.items():
         if key not in TRAIN_KEYS:
             raise UsageError(f"[train] has no key {key!r}{suggest(key, list(TRAIN_KEYS))}", source=spec.source)
-        kind = int if key in ("epochs", "batch_size", "seed") else float
+        kind = int if key in INT_KEYS else float
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
             raise UsageError(f"[train] {key} must be {'an integer' if kind is int else 'a number'}, "
                              f"got {value!r}", source=spec.source)
         if key in ("epochs", "batch_size") and value < 1:
             raise UsageError(f"[train] {key} must be >= 1, got {value}", source=spec.source)
+        if kind is float and not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"[train] {key} must be a number >= 0, got {value}", source=spec.source)
     return table
 
 
 def config_for(base: Any, plan: ModelPlan, optimizer: str, overrides: dict[str, Any]) -> Any:
-    """The run's TrainConfig: command-line flags over the spec's [train] over the defaults."""
-    table = train_settings(plan.spec)
-    settings: dict[str, Any] = {k: table[k] for k in ("epochs", "batch_size", "seed") if k in table}
-    for name, field_name in (("lr", "lr"), ("momentum", "momentum"), ("weight_decay", "weight_decay")):
+    """The run's TrainConfig: command-line flags over the spec's [train] over the defaults.
+
+    ``overrides`` holds the flags under the ``[train]`` key names (``epochs``, ``sgd_lr``, ...; None:
+    not given); ``sgd_*`` and ``adam_*`` settings apply to the runs of that optimizer only.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in given.items():
+        if key not in TRAIN_KEYS:
+            raise UsageError(f"unknown bench setting {key!r}")
+        if key not in INT_KEYS and not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"--{key.replace('_', '-')} {value}: must be a number >= 0")
+    merged = {**train_settings(plan.spec), **given}
+    settings: dict[str, Any] = {k: merged[k] for k in INT_KEYS if k in merged}
+    for name in ("lr", "momentum", "weight_decay"):
         key = f"{optimizer}_{name}"
-        if key in table:
-            settings[field_name] = float(table[key])
-    settings.update({k: v for k, v in overrides.items() if v is not None})
+        if key in merged:
+            settings[name] = float(merged[key])
     return replace(base, optimizer=optimizer, **settings)
 
 

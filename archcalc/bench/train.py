@@ -316,4 +316,6 @@ def _peak_memory(device: str) -> tuple[int, str]:
 def _config_dict(config: TrainConfig) -> dict[str, Any]:
     d = asdict(config)
     d["lr"], d["weight_decay"] = config.resolved_lr, config.resolved_weight_decay
+    if config.optimizer != "sgd":
+        d["momentum"] = None  # Adam has no momentum setting: record none rather than SGD's default
     return d

@@ -11,6 +11,7 @@ from archcalc import render
 from archcalc.cli.common import (
     JsonOpt,
     app,
+    literal,
     load_data_or_default,
     reports_errors,
     resolve_device,
@@ -29,10 +30,22 @@ def bench(
         help=".npz or folder of .npy arrays (default: the synthesized set, made once and cached).")] = None,
     optimizer: Annotated[list[str] | None, typer.Option(
         "--optimizer", help="sgd and/or adam (repeatable; default: both).")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (default 50, or [train]).")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size (default 1024).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the weights and the shuffling (default 0).")]
-    = None,
+    epochs: Annotated[int | None, typer.Option(
+        min=1, help=literal("Epochs (default: the spec's [train] epochs, else 50)."))] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, help=literal("Mini-batch size (default: [train] batch_size, else 1024)."))] = None,
+    seed: Annotated[int | None, typer.Option(
+        help=literal("Seed of the weights and the shuffling (default: [train] seed, else 0)."))] = None,
+    sgd_lr: Annotated[float | None, typer.Option(
+        min=0.0, help=literal("SGD learning rate (default: [train] sgd_lr, else 0.01)."))] = None,
+    sgd_momentum: Annotated[float | None, typer.Option(
+        min=0.0, help=literal("SGD momentum (default: [train] sgd_momentum, else 0.9)."))] = None,
+    sgd_weight_decay: Annotated[float | None, typer.Option(
+        min=0.0, help=literal("SGD weight decay (default: [train] sgd_weight_decay, else 1e-5)."))] = None,
+    adam_lr: Annotated[float | None, typer.Option(
+        min=0.0, help=literal("Adam learning rate (default: [train] adam_lr, else 0.001)."))] = None,
+    adam_weight_decay: Annotated[float | None, typer.Option(
+        min=0.0, help=literal("Adam weight decay (default: [train] adam_weight_decay, else 0)."))] = None,
     device: Annotated[str, typer.Option(help="auto (cuda when available), cpu or cuda.")] = "auto",
     amp: Annotated[str, typer.Option(help="auto (bf16 on a CPU that supports it), bf16 or off.")] = "auto",
     channels_last: Annotated[bool, typer.Option(
@@ -59,6 +72,7 @@ def bench(
     json_: JsonOpt = False,
 ) -> None:
     """Train and time the CNN and the FFNN with SGD and Adam: the course report's Table 1 and Figure 1."""
+    import math
     import time
 
     from archcalc.pytorch.build import import_torch
@@ -72,6 +86,11 @@ def bench(
         raise UsageError(f"--amp {amp!r}: use auto, bf16 or off")
     if drop_final_softmax and both_heads:
         raise UsageError("--drop-final-softmax and --both-heads exclude each other")
+    for flag, value in (("--sgd-lr", sgd_lr), ("--sgd-momentum", sgd_momentum),
+                        ("--sgd-weight-decay", sgd_weight_decay), ("--adam-lr", adam_lr),
+                        ("--adam-weight-decay", adam_weight_decay)):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{flag} {value}: must be a finite number >= 0")
     run_device = resolve_device(device)
     out_dir = _out_dir(out, resume)
     from archcalc.spec import load_spec
@@ -83,7 +102,9 @@ def bench(
     _run_bench(specs, dataset, data_s, optimizers, run_device, amp, channels_last, compile_, threads,
                val_every, micro_batch, "logits" if drop_final_softmax else "both" if both_heads else "spec",
                {"epochs": epochs if epochs is not None else (2 if quick else None), "batch_size": batch_size,
-                "seed": seed}, out_dir, resume is not None, json_)
+                "seed": seed, "sgd_lr": sgd_lr, "sgd_momentum": sgd_momentum,
+                "sgd_weight_decay": sgd_weight_decay, "adam_lr": adam_lr, "adam_weight_decay": adam_weight_decay},
+               out_dir, resume is not None, json_)
 
 
 def _out_dir(out: Path | None, resume: Path | None) -> Path:
@@ -162,7 +183,7 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
         return
     print_comparison(state.doc)
     render.make_console().print(f"wrote {out_dir / 'results.json'}, {out_dir / 'table.md'}, "
-                                f"{out_dir / 'curves.png'}", soft_wrap=True)
+                                f"{out_dir / 'curves.png'}", soft_wrap=True, markup=False)
 
 
 def _write_outputs(state: Any, plot_curves: Any, markdown_table: Any) -> None:

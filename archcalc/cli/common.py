@@ -2,21 +2,82 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from archcalc import __version__, render
-from archcalc.errors import ArchcalcError, UsageError
+from archcalc.errors import ArchcalcError, TorchMissingError, UsageError
+
+try:  # recent typer carries its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef, unused-ignore]
 
 if TYPE_CHECKING:
     from archcalc.analysis import Analysis
 
+
+def literal(text: str) -> str:
+    """Help text shown as written: typer renders help as rich markup, where ``[train]`` would vanish."""
+    import typer.core
+
+    if not getattr(typer.core, "HAS_RICH", True):
+        return text
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def usage_message(exc: Any, command: str | None = None) -> str:
+    """A click usage error (bad or unknown flag, missing argument) as one line in archcalc's style."""
+    possible = sorted(getattr(exc, "possibilities", None) or [])
+    message = exc.message if possible else exc.format_message()  # click's "(Possible options: ...)"
+    message = re.sub(r"\. Did you mean (.+)\?$", r" (did you mean \1?)", " ".join(message.split())).rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    if possible:
+        message += f" (did you mean {' or '.join(possible)}?)"
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else command
+    return f"{command}: {message}; see {command} --help" if command else message
+
+
+def one_line_usage_error(exc: Exception, command: str | None) -> NoReturn:
+    """Report a click usage error as ``error: ...`` and exit 2; no arguments still shows the help."""
+    if isinstance(exc, getattr(click_exceptions, "NoArgsIsHelpError", ())):
+        raise exc
+    render.error_line(usage_message(exc, command))
+    raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+
+
+class ArchcalcGroup(TyperGroup):
+    """A group whose commands report every usage error (bad or unknown flag) in one line."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click_exceptions.UsageError as exc:
+            one_line_usage_error(exc, " ".join(filter(None, (parent.command_path if parent else None,
+                                                             info_name))))
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click_exceptions.UsageError as exc:
+            # the subcommand is resolved (and named in ctx) before its own flags are parsed
+            sub = ctx.invoked_subcommand
+            one_line_usage_error(exc, f"{ctx.command_path} {sub}" if sub else ctx.command_path)
+
+
 app = typer.Typer(
     name="archcalc",
+    cls=ArchcalcGroup,
     help="Derive, check and benchmark neural-network architectures written as TOML specs.",
     no_args_is_help=True,
     add_completion=False,
@@ -112,12 +173,20 @@ def load_analysis(path: Path | None, overrides: list[str] | None) -> Analysis:
 
 
 def verified_marks(analysis: Any) -> dict[str, str]:
+    """The ``--verify`` column: torch (and torchinfo) confirm every row."""
+    from archcalc.pytorch.build import import_torch
     from archcalc.pytorch.crosscheck import crosscheck
+
+    import_torch("torch", " (or leave out --verify)")
+    try:
+        import torchinfo  # noqa: F401
+    except ImportError as exc:
+        raise TorchMissingError(f"torchinfo cannot be imported ({exc}); install it with "
+                                "pip install 'archcalc[torch]' (or leave out --verify)") from None
 
     report = crosscheck(analysis)
     report.raise_if_failed()
     return report.row_marks()
-
 
 
 def writable_path(path: Path) -> Path:

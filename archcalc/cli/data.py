@@ -9,6 +9,7 @@ import typer
 
 from archcalc import render
 from archcalc.cli.common import (
+    ArchcalcGroup,
     JsonOpt,
     app,
     load_data_or_default,
@@ -21,7 +22,7 @@ from archcalc.errors import UsageError
 # --------------------------------------------------------------------------- data
 
 data_app = typer.Typer(help="Speech data: synthesize, prepare from WAV folders, inspect.",
-                       no_args_is_help=True)
+                       no_args_is_help=True, cls=ArchcalcGroup)
 app.add_typer(data_app, name="data")
 
 
@@ -47,7 +48,7 @@ def data_synth(n: Annotated[int, typer.Option("--n", min=6, help="Samples over t
     with progress_reporter(f"synthesizing {n:,} clips") as progress:
         data = synthesize(n, seed, workers, progress)
     save_npz(data, target)
-    render.make_console().print(f"wrote {target} in {time.perf_counter() - start:.1f} s")
+    render.make_console().print(f"wrote {target} in {time.perf_counter() - start:.1f} s", markup=False)
     print_data_info(data)
 
 
@@ -86,7 +87,7 @@ def data_info(file: Annotated[Path | None, typer.Argument(
               = None,
               json_: JsonOpt = False) -> None:
     """Split sizes, class balance and feature statistics of a data set."""
-    from archcalc.render.data import data_document, print_data_info
+    from archcalc.render.data import data_document, home_relative, print_data_info
 
     data = load_data_or_default(file)
     if png is not None:
@@ -96,8 +97,10 @@ def data_info(file: Annotated[Path | None, typer.Argument(
     if json_:
         render.print_json(data_document(data))
     else:
-        print_data_info(data)
+        # the default set is named as the README names its folder (~/.cache/archcalc); a path given
+        # on the command line is shown as it was typed
+        print_data_info(data, home_relative(data.source) if file is None else None)
         if png is not None:
-            render.make_console().print(f"wrote {png}")
+            render.make_console().print(f"wrote {png}", markup=False)
 
 

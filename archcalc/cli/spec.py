@@ -90,19 +90,21 @@ def params(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
 def solve(spec: SpecArg = None,
           for_: Annotated[str | None, typer.Option("--for", help="The symbol to solve for.")] = None,
           target: Annotated[list[str] | None, typer.Option(
-              help="LAYER=SIZE (or LAYER:AXIS=SIZE): the values of the symbol giving that size.")] = None,
+              help="LAYER=SIZE or LAYER:AXIS=SIZE, AXIS a name as the tables print it (C, H, W; L in 1-D, "
+                   "D in 3-D) or a number (0 = C): the values of the symbol giving that size.",
+              metavar="LAYER[:AXIS]=SIZE")] = None,
           max_macs: Annotated[float | None, typer.Option(
               help="The largest value of the symbol whose forward MACs stay within this budget.")] = None,
           near: Annotated[int | None, typer.Option(
               help="The valid values of the symbol nearest this one (below and above).", min=1)] = None,
           set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Exact ranges of the input symbols, sizes reached, padding and rows lost, MAC budgets."""
-    from archcalc.analysis.solve import free_symbol, parse_target
+    from archcalc.analysis.solve import free_symbol
     from archcalc.analysis.solve import solve as run_solve
 
     analysis = load_analysis(spec, set_)
     symbol = free_symbol(analysis, for_)
-    targets = [parse_target(t) for t in target or []]
+    targets = [target_with_axis(analysis, t) for t in target or []]
     if (targets or max_macs is not None or near is not None) and symbol is None:
         raise UsageError(f"{analysis.spec.source} has no symbol to solve for: write one in [input] shape, "
                          'e.g. [1, "T", 40]')
@@ -115,6 +117,29 @@ def solve(spec: SpecArg = None,
         render.print_json(solve_document(report))
     else:
         print_solve(report)
+
+
+def target_with_axis(analysis: Any, text: str) -> Any:
+    """``--target pool2:H=22``: an axis named as the tables name it (C, H, W; C, L; C, D, H, W) or a number."""
+    from archcalc.analysis.solve import Target, parse_target
+    from archcalc.layers.merge import AXIS_NAMES
+    from archcalc.symbolic import shape_str
+
+    left, sep, right = text.partition("=")
+    name, colon, axis = (part.strip() for part in left.partition(":"))
+    if not (colon and sep and axis.isalpha() and right.strip().isdigit() and name):
+        return parse_target(text)  # a number or no axis, or a malformed target (its message)
+    row = analysis.layer(name)
+    if row is None:
+        return Target(name, 0, int(right))  # solve names the missing layer
+    names = AXIS_NAMES.get(len(row.out_shape), ())
+    if axis.upper() not in names:
+        rank = len(row.out_shape)
+        known = (f"name one of {', '.join(names)} (or 0..{rank - 1})" if names
+                 else f"give its number ({'0' if rank == 1 else f'0..{rank - 1}'})")
+        raise UsageError(f"--target {text!r}: {name}'s output {shape_str(row.out_shape)} has no axis "
+                         f"named {axis!r}; {known}")
+    return Target(name, names.index(axis.upper()), int(right))
 
 
 def expand_specs(items: list[str] | None) -> list[Path]:
@@ -210,7 +235,7 @@ def report(spec: SpecArg = None,
         sys.stdout.write(text)
         return
     write_text(writable_path(out), text)
-    render.make_console().print(f"wrote {out}")
+    render.make_console().print(f"wrote {out}", markup=False)
 
 
 @app.command()
@@ -246,4 +271,4 @@ def draw(spec: SpecArg = None,
     if not analysis.bound:
         raise UsageError("the diagram needs numbers: give every symbol a value with --set or [symbols]")
     plot_network(analysis, writable_path(out))
-    render.make_console().print(f"wrote {out}")
+    render.make_console().print(f"wrote {out}", markup=False)

@@ -8,6 +8,8 @@ optional ``classes`` array of names. Arrays are loaded with ``allow_pickle=False
 from __future__ import annotations
 
 import hashlib
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,10 +58,28 @@ def load_data(path: str | Path, feature_shape: tuple[int, ...] | None = None) ->
     return validate(arrays, str(path), feature_shape)
 
 
+NPZ_HINT = "a data set is one .npz (numpy.savez) or a folder of .npy files"
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise DataError(f"cannot be read ({exc.strerror})", source=str(path)) from None
+    # np.load takes any file that is neither a zip archive nor a .npy array for a pickle, and then
+    # refuses it as "pickled data": look at the first bytes so that the message says what the file is
+    if not head:
+        raise DataError(f"is empty; {NPZ_HINT}", source=str(path))
+    if head[:1] == b"\x80":
+        raise DataError(f"holds pickled Python objects, which archcalc never loads (unpickling can run "
+                        f"code); {NPZ_HINT}", source=str(path))
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        raise DataError(f"not a readable .npz file: it is not a zip archive; {NPZ_HINT}",
+                        source=str(path))
+    try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"not a readable .npz file ({exc})", source=str(path)) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError("holds one array, not the six of a data set (X_train, y_train, ...)",
@@ -72,6 +92,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             except ValueError as exc:  # object arrays need pickle, which is refused
                 raise DataError(f"array {key!r} cannot be loaded without pickle ({exc})",
                                 source=str(path)) from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise DataError(f"array {key!r} cannot be read ({exc})", source=str(path)) from None
     return arrays
 
 

@@ -131,10 +131,17 @@ def _check_point(torch: Any, torchinfo: Any, analysis: Analysis, point: Mapping[
     where = ", ".join(f"{k}={v}" for k, v in point.items())
     total = evaluate(analysis.total_params, point)
     biggest = max(_elements(evaluate(s, point) for s in row.out_shape) for row in analysis.layers)
-    if (is_number(total) and total > MAX_PARAMS) or BATCH * biggest > MAX_ACTIVATIONS:
+    too_many = is_number(total) and total > MAX_PARAMS
+    too_large = BATCH * biggest > MAX_ACTIVATIONS
+    if too_many or too_large:
+        over = []
+        if too_many:
+            over.append(f"{_count(total)} parameters exceed the cross-check limit of {MAX_PARAMS:,}")
+        if too_large:
+            over.append(f"{BATCH * biggest:,} values in the largest activation at batch {BATCH} exceed "
+                        f"the cross-check limit of {MAX_ACTIVATIONS:,}")
         totals.append(CheckResult(source, "model", "torch", "", "", True,
-                                  f"not built at {where}: {_count(total)} parameters, "
-                                  f"{biggest:,} activations per sample exceed the cross-check limits"))
+                                  f"not built{f' at {where}' if where else ''}: {'; '.join(over)}"))
         return
     built = model if model is not None else _build(analysis, point, mismatches)
     if built is None:

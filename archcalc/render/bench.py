@@ -9,6 +9,7 @@ from typing import Any
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from archcalc.bench.protocol import fmt_hms
 from archcalc.render.console import make_console
@@ -59,7 +60,7 @@ def comparison_table(doc: dict[str, Any]) -> Table:
         table.add_column(SHORT.get(name, name), justify="left" if name in ("model", "optimizer", "head") else "right",
                          no_wrap=name in ("model", "training time"))
     for row in table_rows(doc):
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # model names shown literally
     return table
 
 
@@ -74,7 +75,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
 def print_comparison(doc: dict[str, Any]) -> None:
     console = make_console()
     console.print(comparison_table(doc))
-    console.print(caption(doc))
+    console.print(Text(caption(doc)))
 
 
 @contextmanager
@@ -86,7 +87,8 @@ def run_progress() -> Iterator[Callable[[str], Callable[[dict[str, Any]], None]]
             def line(e: dict[str, Any]) -> None:
                 console.print(f"{run_id}: epoch {e['epoch']}/{e['epochs']} loss {e['train_loss']:.4f} "
                               f"acc {e['train_acc']:.3f} val_acc {e['val_acc']:.3f} "
-                              f"{e['samples_per_s']:,.0f} samples/s", soft_wrap=True, highlight=False)
+                              f"{e['samples_per_s']:,.0f} samples/s", soft_wrap=True, highlight=False,
+                              markup=False)
             return line
         yield plain
         return

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from archcalc.data.arrays import SPLITS, SpeechData
 from archcalc.render.console import make_console
@@ -28,15 +29,27 @@ def data_document(data: SpeechData) -> dict[str, Any]:
     return doc
 
 
-def print_data_info(data: SpeechData) -> None:
+def home_relative(path: str) -> str:
+    """``~/.cache/archcalc/...`` for a path in the home folder, as the README and shells write it."""
+    from pathlib import Path
+
+    try:
+        return "~/" + Path(path).relative_to(Path.home()).as_posix()
+    except (ValueError, RuntimeError):  # not under the home folder, or no home folder
+        return path
+
+
+def print_data_info(data: SpeechData, source: str | None = None) -> None:
+    """The summary table; ``source`` replaces ``data.source`` in its title (shown literally)."""
     doc = data_document(data)
     console = make_console()
-    table = Table(title=f"{doc['source']}  (features {' x '.join(map(str, doc['feature_shape']))}, "
-                        f"digest {doc['digest']})", title_justify="left", box=box.SIMPLE_HEAD)
+    title = Text(f"{source or doc['source']}  (features {' x '.join(map(str, doc['feature_shape']))}, "
+                 f"digest {doc['digest']})")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("split")
     table.add_column("n", justify="right")
     for name in data.classes:
-        table.add_column(name, justify="right")
+        table.add_column(Text(name), justify="right")
     for column in ("mean", "std", "min", "max"):
         table.add_column(column, justify="right")
     for split, row in doc["splits"].items():
@@ -48,9 +61,9 @@ def print_data_info(data: SpeechData) -> None:
 def print_prepare_report(report: Any, out: str) -> None:
     console = make_console()
     used = ", ".join(f"{split} {n:,}" for split, n in report.used.items())
-    console.print(f"wrote {out}: {used}")
+    console.print(f"wrote {out}: {used}", markup=False)
     if report.skipped:
         total = sum(report.skipped.values())
         console.print(f"skipped {total:,} file{'s' if total != 1 else ''}:")
         for reason, count in sorted(report.skipped.items()):
-            console.print(f"  {count:,} {reason} (e.g. {report.examples[reason]})", soft_wrap=True)
+            console.print(f"  {count:,} {reason} (e.g. {report.examples[reason]})", soft_wrap=True, markup=False)
