@@ -137,7 +137,7 @@ def test_broadcast_and_errors_name_both_inputs():
     (layer("a", "ReLU", "nope"), r"model.toml:\d+: layer 1 'a' \(ReLU\): from 'nope' is not a layer above"),
     (layer("a", "ReLU", "inptu"), r"did you mean 'input'\?"),
     (layer("a", "ReLU", "b") + layer("b", "ReLU"), "from 'b' is written below this one"),
-    (layer("a", "ReLU", "a"), "from 'a' is written below this one|from 'a' is not a layer above"),
+    (layer("a", "ReLU", "a"), "from 'a' is this layer itself"),
     (layer("a", "ReLU", ["input", "input"]), "takes one input, got 2"),
     (layer("a", "Add", "input"), "merges two or more inputs"),
     (layer("a", "ReLU", 3), "from must be a layer name or a list of them"),
@@ -278,3 +278,30 @@ def test_a_merge_condition_that_cannot_be_solved_is_shown_and_checked_when_bound
     assert shown.exit_code == 0 and "  and H**2 == (H - 1)**2  (sum: dim 1 of 'a' and 'b' must agree)" in shown.stdout
     bound = cli("shapes", path, "--set", "H=5")
     assert bound.exit_code == 2 and "'sum' (Add)" in bound.stderr and "= 25 but" in bound.stderr
+
+
+def test_conditions_not_folded_into_ranges_guide_check_and_solve(cli, write_spec):
+    """H == W - 2 ties two symbols; a transposed conv after a pool is not a sum of floors of H."""
+    tied = '[input]\nshape = ["H", "W"]\n' + layer("pa", "AdaptiveAvgPool1d", "input", output_size=1)
+    tied += layer("fa", "Flatten", None, start_dim=1) + layer("cb", "Conv1d", "input", out_channels=1, kernel_size=3)
+    tied += layer("fb", "Flatten", None, start_dim=1) + layer("add", "Add", ["fa", "fb"])
+    assert cli("check", write_spec(tied, "tied.toml")).exit_code == 0  # checked where H == W - 2
+    nest = '[input]\nshape = [1, "H"]\n' + layer("p", "MaxPool1d", None, kernel_size=2)
+    nest += layer("t", "ConvTranspose1d", None, out_channels=1, kernel_size=3, stride=3)
+    nest += layer("down", "MaxPool1d", None, kernel_size=2)
+    nest += layer("p4", "MaxPool1d", "input", kernel_size=4)
+    nest += layer("up", "ConvTranspose1d", None, out_channels=1, kernel_size=3, stride=3)
+    nest += layer("add", "Add", ["down", "up"])
+    path = write_spec(nest, "nest.toml")
+    assert "  and floor(3*floor(H/2)/2) == 3*floor(H/4)" in cli("shapes", path).stdout
+    assert "valid H nearest 6: 5 below, 8 above" in cli("solve", path, "--near", "6").stdout
+    assert cli("check", path).exit_code == 0
+
+
+def test_names_that_cannot_name_a_graph_module_are_refused(write_spec, cli):
+    for bad in ("forward", "for", "self", "_hidden", "a.training"):
+        text = "[input]\nshape = [4]\n" + layer(bad, "Linear", None, out_features=4) + layer("s", "Add", [bad, "input"])
+        result = cli("check", write_spec(text))
+        assert result.exit_code == 2 and f"the name part {bad.split('.')[-1]!r} cannot name a module" in result.output
+    with pytest.raises(SpecError, match="is this layer itself"):
+        parse_spec("[input]\nshape = [4]\n" + layer("a", "Add", ["input", "a"]))

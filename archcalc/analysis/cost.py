@@ -97,6 +97,8 @@ def receptive_fields(analysis: Analysis) -> tuple[tuple[str, ...], list[Field]]:
 
 def _node_field(row: LayerResult, inputs: list[Field]) -> Field:
     if len(inputs) > 1:
+        if "dim" in row.args and row.args["dim"] % (len(row.in_shape) + 1) != 1:
+            return "not tracked (joined along a spatial axis)"
         return _union(inputs)
     current = inputs[0]
     if current is None or isinstance(current, str) or row.kind.spans_input():

@@ -95,6 +95,17 @@ class Analysis:
     def value(self, size: Size) -> Size:
         return evaluate(size, self.values)
 
+    def satisfies(self, point: Mapping[str, int]) -> bool:
+        """Every symbol's range, and every condition not folded into one, hold at ``point``
+        (conditions that stay symbolic there are not judged)."""
+        if any(not self.ranges[n].contains(v) for n, v in point.items() if n in self.ranges):
+            return False
+        for cond in self.unsolved:
+            a, b = evaluate(cond.expr, point), evaluate(cond.value, point)
+            if isinstance(a, int) and isinstance(b, int) and not (a >= b if cond.op == ">=" else a == b):
+                return False
+        return True
+
     def shape_value(self, shape: tuple[Size, ...]) -> tuple[Size, ...]:
         return tuple(self.value(s) for s in shape)
 

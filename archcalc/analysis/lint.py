@@ -119,12 +119,13 @@ def _unused_node(analysis: Analysis) -> Iterator[Finding]:
         if name not in used and name != INPUT:
             used.add(name)
             stack.extend(analysis.predecessors(name))
+    shared = {row.shared_with for row in analysis.layers if row.name in used and row.shared_with}
     for row in analysis.layers:
-        if row.name not in used:
+        if row.name not in used and row.name not in shared:  # a shared module is trained where it is used
             yield Finding("unused-node", "warning", row.name,
                           f"no output depends on {row.name}: it is computed (and its parameters counted and "
                           "trained) for nothing",
-                          "feed it into the output path, name it in [output] from, or remove it")
+                          "feed it into the output path, list it in the output table's 'from', or remove it")
 
 
 @rule("floor-drops-rows")

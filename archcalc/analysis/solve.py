@@ -96,14 +96,34 @@ def solve(analysis: Analysis, symbol: str | None, targets: list[Target], max_mac
     others = {k: v for k, v in analysis.values.items() if k != symbol}
     report = SolveReport(symbol, dict(analysis.ranges))
     if near is not None and symbol is not None:
-        rng = analysis.ranges[symbol]
-        report.near = (near, rng.last_to(near), rng.first_from(near))
+        report.near = (near, *_nearest(analysis, symbol, others, near))
     for target in targets:
         report.targets.append(_answer(analysis, target, symbol, others))
     report.windows = window_facts(analysis, symbol, others)
     if max_macs is not None:
         report.budget = _budget(analysis, symbol, others, max_macs)
     return report
+
+
+def _nearest(analysis: Analysis, symbol: str, others: dict[str, int], near: int,
+             tries: int = 100_000) -> tuple[int | None, int | None]:
+    """The valid values of ``symbol`` nearest ``near``, below and above, conditions not folded into
+    its range included (then found value by value, within ``tries`` steps)."""
+    rng = analysis.ranges[symbol]
+
+    def ok(v: int) -> bool:
+        return analysis.satisfies({**others, symbol: v})
+
+    below, above = rng.last_to(near), rng.first_from(near)
+    for _ in range(tries):
+        if below is None or ok(below):
+            break
+        below = rng.last_to(below - 1)
+    for _ in range(tries):
+        if above is None or ok(above):
+            break
+        above = rng.first_from(above + 1)
+    return below, above
 
 
 def _answer(analysis: Analysis, target: Target, symbol: str | None, others: dict[str, int]) -> TargetAnswer:

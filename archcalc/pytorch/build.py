@@ -88,7 +88,17 @@ def _is_chain(nodes: list[LayerResult], outputs: Sequence[str]) -> bool:
 def _graph_module(torch: Any, name: str, nodes: list[LayerResult], modules: dict[str, Any],
                   outputs: Sequence[str]) -> Any:
     """A ``torch.fx.GraphModule``: one ``call_module`` per node, in the spec's order."""
+    import keyword
+
     from torch import fx
+
+    for node in nodes:  # names become attributes and generated code: refuse what would break them
+        for part in node.name.split("."):
+            if keyword.iskeyword(part) or part in ("self", "training") or part.startswith("_") or '"' in part \
+                    or "\\" in part or hasattr(torch.nn.Module, part):
+                raise ShapeError(f"{node.layer.label}: the name part {part!r} cannot name a module of a "
+                                 "torch graph (a Python keyword, 'self', a leading '_', a quote or backslash, "
+                                 "or an nn.Module attribute such as 'forward'): rename the layer")
 
     graph = fx.Graph()
     env = {INPUT: graph.placeholder("x")}

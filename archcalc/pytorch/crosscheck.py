@@ -63,9 +63,39 @@ def check_points(analysis: Analysis, extra: int = 3) -> list[dict[str, int]]:
             rng = analysis.ranges[name]
             want = rng.lo + (0, 1, 7, rng.lo + 13)[min(step, 3)] + max(0, step - 3) * 17
             point[name] = rng.first_from(want) or rng.last_to(want) or rng.lo  # a valid value near it
-        if point not in points:
-            points.append(point)
-    return points
+        found = _valid_near(analysis, point, unbound)
+        if found is not None and found not in points:
+            points.append(found)
+    return points or [_first_point(analysis, unbound)]
+
+
+def _valid_near(analysis: Analysis, point: dict[str, int], unbound: list[str],
+                tries: int = 4096) -> dict[str, int] | None:
+    """The point, or the next one up (every unbound symbol stepped together) that meets the
+    conditions not folded into ranges (``H == W - 2``); None when none is found nearby."""
+    for _ in range(tries):
+        if analysis.satisfies(point):
+            return point
+        for name in unbound:
+            point[name] = analysis.ranges[name].first_from(point[name] + 1) or point[name]
+    return _search_pairs(analysis, point, unbound, tries) if len(unbound) > 1 else None
+
+
+def _search_pairs(analysis: Analysis, point: dict[str, int], unbound: list[str], tries: int
+                  ) -> dict[str, int] | None:
+    """For several symbols tied by a condition, try the small valid values of each combination."""
+    import itertools
+
+    values = [analysis.ranges[n].values(64) for n in unbound]
+    for combo in itertools.islice(itertools.product(*values), tries):
+        candidate = {**point, **dict(zip(unbound, combo, strict=True))}
+        if analysis.satisfies(candidate):
+            return candidate
+    return None
+
+
+def _first_point(analysis: Analysis, unbound: list[str]) -> dict[str, int]:
+    return {**analysis.values, **{n: analysis.ranges[n].lo for n in unbound}}
 
 
 def crosscheck(analysis: Analysis, model: Any = None) -> CrossCheckReport:

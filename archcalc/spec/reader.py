@@ -268,6 +268,9 @@ class _Reader:
             if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
                 raise self.fail(f"{label}: from must be a layer name or a list of them, got {value!r}", where)
             for source in names:
+                if source == raw.get("name"):
+                    raise self.fail(f"{label}: from {source!r} is this layer itself: a layer takes the "
+                                    "output of the input or of layers above it", where)
                 if source != INPUT and source not in above:
                     below = source in self._all_names()
                     why = ("is written below this one: write every layer after its inputs" if below
