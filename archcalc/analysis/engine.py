@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from archcalc.analysis.conditions import Conditions, SymbolRange
+from archcalc.analysis.conditions import Conditions, SymbolRange, holds
 from archcalc.errors import ShapeError, UsageError
 from archcalc.layers import get_kind
 from archcalc.layers.registry import ArgError, Condition, LayerKind, Step, suggest
@@ -102,7 +102,7 @@ class Analysis:
             return False
         for cond in self.unsolved:
             a, b = evaluate(cond.expr, point), evaluate(cond.value, point)
-            if isinstance(a, int) and isinstance(b, int) and not (a >= b if cond.op == ">=" else a == b):
+            if isinstance(a, int) and isinstance(b, int) and not holds(a, cond.op, b):
                 return False
         return True
 
@@ -150,27 +150,41 @@ class Analysis:
         """The output nodes: the spec's [output], else the last node."""
         return tuple(self._by_name[n] for n in self.spec.output_names)
 
-    def is_output(self, name: str) -> bool:
-        return name in self.spec.output_names
-
     @property
     def output_shape(self) -> Shape:
         """The (first) output node's shape."""
         return self.outputs[0].out_shape if self.layers else self.input_shape
 
-    def shape_of(self, name: str) -> Shape:
-        """The output shape of a node, or the input shape for ``"input"``."""
-        return self.input_shape if name == INPUT else self.node(name).out_shape
+    def ancestors(self, names: tuple[str, ...] | list[str], owners: bool = False) -> set[str]:
+        """The nodes ``names`` depend on, themselves included (``"input"`` left out); with
+        ``owners``, also the nodes whose modules shared nodes among them apply."""
+        found: set[str] = set()
+        stack = list(names)
+        while stack:
+            name = stack.pop()
+            if name == INPUT or name in found:
+                continue
+            found.add(name)
+            node = self.node(name)
+            stack.extend(node.inputs)
+            if owners and node.shared_with:
+                stack.append(node.shared_with)
+        return found
 
     @cached_property
     def is_sequential(self) -> bool:
         """True for a plain chain: every node takes the one above, nothing shared, the last is the output."""
-        previous = INPUT
-        for node in self.layers:
-            if node.inputs != (previous,) or node.shared_with is not None:
-                return False
-            previous = node.name
-        return self.spec.output_names == (previous,)
+        return is_chain(self.layers, self.spec.output_names)
+
+
+def is_chain(nodes: tuple[LayerResult, ...] | list[LayerResult], outputs: tuple[str, ...]) -> bool:
+    """Every node takes the one above (the first, the input), none is shared, the last is the output."""
+    previous = INPUT
+    for node in nodes:
+        if node.inputs != (previous,) or node.shared_with is not None:
+            return False
+        previous = node.name
+    return tuple(outputs) == (previous,)
 
 
 def analyze(spec: ModelSpec, overrides: Mapping[str, int] | None = None) -> Analysis:

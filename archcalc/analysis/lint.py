@@ -112,13 +112,7 @@ def _activation_after_output(analysis: Analysis) -> Iterator[Finding]:
 
 @rule("unused-node")
 def _unused_node(analysis: Analysis) -> Iterator[Finding]:
-    used: set[str] = set()
-    stack = [row.name for row in analysis.outputs]
-    while stack:
-        name = stack.pop()
-        if name not in used and name != INPUT:
-            used.add(name)
-            stack.extend(analysis.predecessors(name))
+    used = analysis.ancestors([row.name for row in analysis.outputs])
     shared = {row.shared_with for row in analysis.layers if row.name in used and row.shared_with}
     for row in analysis.layers:
         if row.name not in used and row.name not in shared:  # a shared module is trained where it is used

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from archcalc.analysis import Analysis, LayerResult, analyze
+from archcalc.analysis.engine import is_chain
 from archcalc.errors import ShapeError, TorchMissingError, TorchRefusedError
 from archcalc.layers.registry import INFERRED, ArgError
 from archcalc.spec import INPUT, ModelSpec
@@ -48,41 +49,16 @@ def build_from_analysis(analysis: Analysis, values: Mapping[str, int] | None = N
     torch = import_torch()
     point = dict(analysis.values if values is None else values)
     wanted = tuple(outputs) if outputs is not None else analysis.spec.output_names
-    needed = _ancestors(analysis, wanted) if outputs is not None else set(analysis.names)
+    needed = analysis.ancestors(wanted, owners=True) if outputs is not None else set(analysis.names)
     modules: dict[str, Any] = {}
     for node in analysis.layers:
         if node.name in needed and node.shared_with is None:
             in_shape = tuple(evaluate(s, point) for s in node.in_shape)
             modules[node.name] = make_module(torch, node, in_shape)
     chain = [node for node in analysis.layers if node.name in needed]
-    if _is_chain(chain, wanted):
+    if is_chain(chain, wanted) and not any("." in node.name for node in chain):  # Sequential: no dots
         return torch.nn.Sequential(OrderedDict(modules))
     return _graph_module(torch, analysis.spec.name, chain, modules, wanted)
-
-
-def _ancestors(analysis: Analysis, outputs: Sequence[str]) -> set[str]:
-    """Every node an output depends on (a shared node needs its module's owner too)."""
-    needed: set[str] = set()
-    stack = list(outputs)
-    while stack:
-        name = stack.pop()
-        if name == INPUT or name in needed:
-            continue
-        needed.add(name)
-        node = analysis.node(name)
-        stack.extend(node.inputs)
-        if node.shared_with:
-            stack.append(node.shared_with)
-    return needed
-
-
-def _is_chain(nodes: list[LayerResult], outputs: Sequence[str]) -> bool:
-    previous = INPUT
-    for node in nodes:
-        if node.inputs != (previous,) or node.shared_with or "." in node.name:
-            return False
-        previous = node.name
-    return tuple(outputs) == (previous,)
 
 
 def _graph_module(torch: Any, name: str, nodes: list[LayerResult], modules: dict[str, Any],
