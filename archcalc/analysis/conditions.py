@@ -264,9 +264,8 @@ class Conditions:
 
     @staticmethod
     def _solve(name: str, cond: Condition) -> tuple[int, int | None, int, frozenset[int]] | None:
-        if not is_number(cond.value) or (cond.op == "==" and is_number(cond.expr)):
-            a, b = cond.expr, cond.value
-            return equal_set(a, b, name)
+        if not is_number(cond.value):  # two sizes that must agree (numbers never reach here)
+            return equal_set(cond.expr, cond.value, name)
         target = int(cond.value)
         if cond.op == ">=":
             lo = smallest_at_least(cond.expr, name, target)
@@ -286,6 +285,4 @@ def numeric_failure(cond: Condition, layer: LayerSpec) -> str:
                 f"the input is too small for this window")
     if cond.op == ">=":
         return f"{layer.label}: {cond.what}: size {cond.expr} is too small (needs >= {cond.value})"
-    if "differ" in cond.what or " and " in cond.what:
-        return f"{layer.label}: {cond.what}: {cond.expr} vs {cond.value}"
     return f"{layer.label}: {cond.what} disagrees with the incoming size {cond.expr}"

@@ -1,4 +1,5 @@
-"""Cross-check an analysis against PyTorch: build the model, run torchinfo, compare layer by layer.
+"""Cross-check an analysis against PyTorch: build the model, run it once with a forward hook on every
+node's module and compare node by node; the totals against ``parameters()`` and torchinfo.
 
 A disagreement is a bug in archcalc (or a spec that torch refuses): it is reported as a failed
 check naming the layer and torch's own message, never as a traceback.
