@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ArchcalcError(Exception):
     """Base of every error archcalc reports as one line, without a traceback."""
@@ -23,7 +25,32 @@ class ShapeError(ArchcalcError):
 
 
 class UsageError(ArchcalcError):
-    """A bad command-line value (e.g. --set)."""
+    """A bad value given to archcalc: an argument of the Python API, or the flag that carries it.
+
+    The message names no flag. ``option`` names the input at fault by its Python name
+    (``"target"``, ``"symbol"``, ``"max_macs"``, ``"values"``), ``subject`` the value as shown, and
+    ``fix`` an input that would resolve it; ``str()`` reads ``target 'x': ...``, while the CLI
+    phrases the same error with its flags (``--target 'x': ...``) through ``phrased``.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, option: str | None = None,
+                 subject: str | None = None, fix: str | None = None) -> None:
+        self.option = option
+        self.subject = subject
+        self.fix = fix
+        super().__init__(message, source=source)
+        self.args = (self.phrased(),)
+
+    def phrased(self, names: Mapping[str, str] | None = None) -> str:
+        """The one-line text, each input called as ``names`` says (default: its Python name)."""
+        names = names or {}
+        text = self.message
+        if self.fix and self.fix in names:  # the API's caller knows how to bind; the CLI names the flag
+            text += f" with {names[self.fix]}"
+        if self.option:
+            head = names.get(self.option, self.option)
+            text = f"{head} {self.subject}: {text}" if self.subject else f"{head}: {text}"
+        return f"{self.source}: {text}" if self.source else text
 
 
 class DataError(ArchcalcError):

@@ -14,8 +14,8 @@ from torch_reference import architectures, spec_text, torch_reference
 
 from archcalc import analyze, load_spec, parse_spec
 from archcalc.analysis.cost import cost, receptive_fields
-from archcalc.analysis.solve import Target, solve
-from archcalc.errors import ShapeError
+from archcalc.analysis.solve import Target, free_symbol, parse_target, solve
+from archcalc.errors import ShapeError, UsageError
 from archcalc.symbolic import evaluate
 
 CNN_T = ROOT / "examples" / "specs" / "speech_cnn_T.toml"
@@ -69,6 +69,69 @@ def test_solve_without_symbols(cli):
     result = cli("solve")
     assert result.exit_code == 0 and "1 row at n=97" in result.stdout
 
+
+TWO_SYMBOLS = ('[input]\nshape = [1, "H", "W"]\n\n[[layers]]\nname = "conv1"\ntype = "Conv2d"\n'
+               'out_channels = 4\nkernel_size = 3\n')
+
+
+def api_error(call):
+    """The UsageError the Python API raises, with the argument it names."""
+    with pytest.raises(UsageError) as caught:
+        call()
+    return caught.value
+
+
+@pytest.mark.parametrize("call,args,api,flagged", [
+    (lambda a: parse_target("flatten"), ["--target", "flatten"],
+     "target 'flatten': write LAYER=SIZE", "--target 'flatten': write LAYER=SIZE"),
+    (lambda a: solve(a, "T", [Target("fc", None, 3)]), ["--target", "fc=3"],
+     "target fc: no such layer", "--target fc: no such layer"),
+    (lambda a: solve(a, "T", [Target("conv1", 5, 3)]), ["--target", "conv1:5=3"],
+     "target conv1:5: the output has axes 0..2", "--target conv1:5: the output has axes 0..2"),
+    (lambda a: free_symbol(a, "Q"), ["--for", "Q"], "symbol 'Q': ", "--for 'Q': "),
+    (lambda a: solve(a, "T", [], max_macs=-1), ["--max-macs", "-1"], "max_macs -1: must be a non-negative",
+     "--max-macs '-1': must be a non-negative"),
+])
+def test_api_errors_name_arguments_and_the_cli_names_flags(cli, call, args, api, flagged):
+    error = api_error(lambda: call(analyze(load_spec(CNN_T))))
+    assert str(error).startswith(api) and "--" not in str(error)
+    result = cli("solve", CNN_T, *args)
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {flagged}")
+
+
+def test_two_symbols_api_and_cli_messages(cli, write_spec):
+    path = write_spec(TWO_SYMBOLS)
+    analysis = analyze(load_spec(path))
+    error = api_error(lambda: free_symbol(analysis, None))
+    assert error.option == "symbol" and "--" not in str(error) and "has symbols H, W" in str(error)
+    result = cli("solve", path)
+    assert result.exit_code == 2 and result.stderr.startswith("error: --for: ")
+    error = api_error(lambda: solve(analysis, "H", [], max_macs=10**6))
+    assert str(error) == "max_macs: the MACs depend on H, W; bind the symbols other than H"
+    result = cli("solve", path, "--for", "H", "--max-macs", "1e6")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --max-macs: the MACs depend on H, W; bind the symbols other than H with --set\n"
+
+
+def test_build_and_torch_messages_name_no_flag(cli, write_spec, monkeypatch):
+    import sys
+
+    import archcalc
+    from archcalc.errors import TorchMissingError
+    from archcalc.pytorch.build import import_torch
+
+    path = write_spec('[input]\nshape = [1, "T", 40]\n\n[[layers]]\ntype = "Flatten"\n\n'
+                      '[[layers]]\ntype = "Linear"\nout_features = 3\n')
+    with pytest.raises(ShapeError) as caught:
+        archcalc.build(load_spec(path))
+    assert "not a number" in str(caught.value) and "--" not in str(caught.value)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails as if it were not installed
+    with pytest.raises(TorchMissingError) as missing:
+        import_torch()
+    assert "torch is not installed" in str(missing.value) and "--" not in str(missing.value)
+    result = cli("check", CNN_T)
+    assert result.exit_code == 2 and "torch is not installed" in result.output
+    assert "(or use --no-torch)" in result.output
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(architectures(), st.data())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from archcalc.analysis.cost import cost
@@ -29,6 +30,9 @@ from archcalc.symbolic import (
 )
 
 PERIOD_LIMIT = 4096  # longer periods of the floor pattern are described, not listed
+# integers written as text (sizes, symbol values, MAC budgets) have at most this many digits: far
+# above any real size or MAC count, far below the 4300 digits where int() itself gives up
+MAX_DIGITS = 100
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,55 @@ class SolveReport:
     near: tuple[int, int | None, int | None] | None = None  # (asked, largest valid <=, smallest valid >=)
 
 
+def shown(text: str, width: int = 40) -> str:
+    """A value as an error message quotes it, cut short when long."""
+    return repr(text if len(text) <= width else text[:width - 3] + "...")
+
+
+def whole_number(text: str, option: str, subject: str) -> int | None:
+    """``text`` as a non-negative integer if it is ASCII digits, else None (``int`` would also take
+    ``'٣'``, and ``str.isdigit`` takes ``'²'``, which ``int`` refuses); more than MAX_DIGITS digits is
+    a UsageError about ``option``."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    if len(text.lstrip("0")) > MAX_DIGITS:
+        raise UsageError(f"more than {MAX_DIGITS} digits; archcalc takes integers below 10**{MAX_DIGITS}",
+                         option=option, subject=subject)
+    return int(text)
+
+
 def parse_target(text: str) -> Target:
     """``flatten=2464`` or ``pool2:1=22`` (axis 1 of the per-sample output)."""
     left, sep, right = text.partition("=")
     name, _, axis = left.partition(":")
-    if not sep or not name.strip() or not right.strip().isdigit() or (axis and not axis.strip().isdigit()):
-        raise UsageError(f"--target {text!r}: write LAYER=SIZE or LAYER:AXIS=SIZE, e.g. flatten=2464")
-    return Target(name.strip(), int(axis) if axis else None, int(right))
+    subject = shown(text)
+    size = whole_number(right, "target", subject)
+    index = whole_number(axis, "target", subject) if axis else None
+    if not sep or not name.strip() or size is None or (axis and index is None):
+        raise UsageError("write LAYER=SIZE or LAYER:AXIS=SIZE, e.g. flatten=2464", option="target",
+                         subject=subject)
+    return Target(name.strip(), index, size)
+
+
+def parse_budget(text: str) -> int:
+    """A MAC budget as written, exactly: an integer, or a decimal form denoting one (``2e7``, ``1.5e3``)."""
+    subject = shown(text)
+    try:
+        value = Decimal(text.strip()) if text.strip().isascii() else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise UsageError("must be a non-negative integer, e.g. 20000000 or 2e7", option="max_macs",
+                         subject=subject)
+    if value < 0:
+        raise UsageError("must be a non-negative number", option="max_macs", subject=subject)
+    if value and value.adjusted() >= MAX_DIGITS:
+        raise UsageError(f"more than {MAX_DIGITS} digits; archcalc takes integers below 10**{MAX_DIGITS}",
+                         option="max_macs", subject=subject)
+    if Decimal(int(value)) != value:  # Decimal compares exactly; a float would not
+        raise UsageError("must be a whole number of MACs", option="max_macs", subject=subject)
+    return int(value)
 
 
 def free_symbol(analysis: Analysis, requested: str | None) -> str | None:
@@ -82,17 +128,26 @@ def free_symbol(analysis: Analysis, requested: str | None) -> str | None:
     symbols = list(analysis.symbols)
     if requested is not None:
         if requested not in symbols:
-            raise UsageError(f"--for {requested}: {analysis.spec.source} has no symbol {requested!r}"
-                             f"{suggest(requested, symbols)} (symbols: {', '.join(symbols) or 'none'})")
+            raise UsageError(f"{analysis.spec.source} has no symbol {requested!r}{suggest(requested, symbols)} "
+                             f"(symbols: {', '.join(symbols) or 'none'})", option="symbol", subject=repr(requested))
         return requested
     if len(symbols) > 1:
-        raise UsageError(f"{analysis.spec.source} has symbols {', '.join(symbols)}: name one with --for")
+        raise UsageError(f"{analysis.spec.source} has symbols {', '.join(symbols)}: name the one to solve for",
+                         option="symbol")
     return symbols[0] if symbols else None
 
 
 def solve(analysis: Analysis, symbol: str | None, targets: list[Target], max_macs: int | None = None,
           near: int | None = None) -> SolveReport:
-    """Ranges, target values, window facts, the MAC budget and the valid values near ``near``."""
+    """Ranges, target values, window facts, the MAC budget and the valid values near ``near``.
+
+    ``max_macs`` is an exact integer budget (``parse_budget`` reads one from text). Raises
+    ``UsageError`` naming the argument at fault (``target``, ``max_macs``, ``near``).
+    """
+    if max_macs is not None and (isinstance(max_macs, bool) or not isinstance(max_macs, int) or max_macs < 0):
+        raise UsageError("must be a non-negative integer", option="max_macs", subject=repr(max_macs))
+    if near is not None and (isinstance(near, bool) or not isinstance(near, int) or near < 1):
+        raise UsageError("must be a positive integer", option="near", subject=repr(near))
     others = {k: v for k, v in analysis.values.items() if k != symbol}
     report = SolveReport(symbol, dict(analysis.ranges))
     if near is not None and symbol is not None:
@@ -129,20 +184,23 @@ def _nearest(analysis: Analysis, symbol: str, others: dict[str, int], near: int,
 def _answer(analysis: Analysis, target: Target, symbol: str | None, others: dict[str, int]) -> TargetAnswer:
     row = analysis.layer(target.layer)
     if row is None:
-        raise UsageError(f"--target {target.layer}: no such layer{suggest(target.layer, list(analysis.names))}")
+        raise UsageError(f"no such layer{suggest(target.layer, list(analysis.names))}", option="target",
+                         subject=target.layer)
     shape = tuple(evaluate(s, others) for s in row.out_shape)
     axis = target.axis
     if axis is None:
         symbolic = [i for i, s in enumerate(shape) if not is_number(s)]
         if len(symbolic) > 1:
-            raise UsageError(f"--target {target.layer}: axes {symbolic} of {[size_str(s) for s in shape]} "
-                             f"depend on symbols; name one, e.g. {target.layer}:{symbolic[0]}={target.size}")
+            raise UsageError(f"axes {symbolic} of {[size_str(s) for s in shape]} depend on symbols; name "
+                             f"one, e.g. {target.layer}:{symbolic[0]}={target.size}", option="target",
+                             subject=target.layer)
         axis = symbolic[0] if symbolic else (0 if len(shape) == 1 else -1)
         if axis == -1:
-            raise UsageError(f"--target {target.layer}: its output {list(shape)} does not depend on a "
-                             f"symbol; name an axis, e.g. {target.layer}:0={target.size}")
+            raise UsageError(f"its output {list(shape)} does not depend on a symbol; name an axis, "
+                             f"e.g. {target.layer}:0={target.size}", option="target", subject=target.layer)
     if not 0 <= axis < len(shape):
-        raise UsageError(f"--target {target.layer}:{axis}: the output has axes 0..{len(shape) - 1}")
+        raise UsageError(f"the output has axes 0..{len(shape) - 1}", option="target",
+                         subject=f"{target.layer}:{axis}")
     expr = shape[axis]
     valid = analysis.ranges[symbol] if symbol else None
     if is_number(expr):
@@ -242,8 +300,8 @@ def _budget(analysis: Analysis, symbol: str | None, others: dict[str, int], max_
     if is_number(macs) or symbol is None:
         return max_macs, None, macs
     if free_names(macs) != {symbol}:
-        raise UsageError(f"--max-macs: the MACs depend on {', '.join(sorted(free_names(macs)))}; "
-                         "bind the others with --set")
+        raise UsageError(f"the MACs depend on {', '.join(sorted(free_names(macs)))}; bind the symbols "
+                         f"other than {symbol}", option="max_macs", fix="values")
     first_over = smallest_at_least(macs, symbol, max_macs + 1)
     valid = analysis.ranges[symbol]
     largest = None if first_over is None else first_over - 1

@@ -102,6 +102,15 @@ EXTRAS = {"torch": "torch", "torchinfo": "torch", "numpy": "data", "scipy": "dat
           "espeakng_loader": "data"}
 
 
+# the flag that carries each input an archcalc error can name (UsageError.option, .fix)
+FLAGS = {"target": "--target", "symbol": "--for", "max_macs": "--max-macs", "near": "--near", "values": "--set"}
+
+
+def cli_message(exc: ArchcalcError) -> str:
+    """An archcalc error as the CLI says it: the input at fault named by its flag."""
+    return exc.phrased(FLAGS) if isinstance(exc, UsageError) else str(exc)
+
+
 def reports_errors(func: F) -> F:
     """Turn archcalc's own errors, and a missing optional package, into one line and an exit code."""
     @wraps(func)
@@ -109,7 +118,7 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ArchcalcError as exc:
-            render.error_line(str(exc))
+            render.error_line(cli_message(exc))
             raise typer.Exit(exc.exit_code) from None
         except ModuleNotFoundError as exc:
             package = (exc.name or "").split(".")[0]
@@ -146,16 +155,20 @@ def resolve_spec(path: Path | None) -> Path:
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, int]:
-    """``["T=200", ...]`` from ``--set`` into a dict; bad text is a UsageError."""
+    """``["T=200", ...]`` from ``--set`` into a dict; bad text (not ASCII digits, or too long) is a UsageError."""
+    from archcalc.analysis.solve import shown, whole_number
+
     values: dict[str, int] = {}
     for item in items or []:
         name, sep, text = item.partition("=")
         name, text = name.strip(), text.strip()
         if not sep or not name:
-            raise UsageError(f"--set {item!r}: write NAME=INTEGER, e.g. --set T=200")
-        if not (text.isdigit() and int(text) >= 1):
-            raise UsageError(f"--set {item!r}: the value must be a positive integer, got {text!r}")
-        values[name] = int(text)
+            raise UsageError("write NAME=INTEGER, e.g. --set T=200", option="values", subject=shown(item))
+        value = whole_number(text, "values", shown(item))
+        if value is None or value < 1:
+            raise UsageError(f"the value must be a positive integer, got {shown(text)}", option="values",
+                             subject=shown(item))
+        values[name] = value
     return values
 
 
@@ -169,7 +182,7 @@ def load_analysis(path: Path | None, overrides: list[str] | None) -> Analysis:
     try:
         return analyze(spec, values)
     except UsageError as exc:
-        raise UsageError(f"--set: {exc.message}") from None
+        raise UsageError(exc.message, source=exc.source, option="values") from None
 
 
 def verified_marks(analysis: Any) -> dict[str, str]:

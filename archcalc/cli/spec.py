@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,13 +16,14 @@ from archcalc.cli.common import (
     SpecArg,
     VerifyOpt,
     app,
+    cli_message,
     load_analysis,
     reports_errors,
     resolve_spec,
     verified_marks,
     writable_path,
 )
-from archcalc.errors import ArchcalcError, SpecError, UsageError
+from archcalc.errors import ArchcalcError, SpecError, TorchMissingError, UsageError
 
 
 @app.command()
@@ -93,24 +93,24 @@ def solve(spec: SpecArg = None,
               help="LAYER=SIZE or LAYER:AXIS=SIZE, AXIS a name as the tables print it (C, H, W; L in 1-D, "
                    "D in 3-D) or a number (0 = C): the values of the symbol giving that size.",
               metavar="LAYER[:AXIS]=SIZE")] = None,
-          max_macs: Annotated[float | None, typer.Option(
-              help="The largest value of the symbol whose forward MACs stay within this budget.")] = None,
+          max_macs: Annotated[str | None, typer.Option(
+              help="The largest value of the symbol whose forward MACs stay within this budget (an integer: "
+                   "20000000 or 2e7).", metavar="N")] = None,
           near: Annotated[int | None, typer.Option(
               help="The valid values of the symbol nearest this one (below and above).", min=1)] = None,
           set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Exact ranges of the input symbols, sizes reached, padding and rows lost, MAC budgets."""
-    from archcalc.analysis.solve import free_symbol
+    from archcalc.analysis.solve import free_symbol, parse_budget
     from archcalc.analysis.solve import solve as run_solve
 
+    budget = None if max_macs is None else parse_budget(max_macs)
     analysis = load_analysis(spec, set_)
     symbol = free_symbol(analysis, for_)
     targets = [target_with_axis(analysis, t) for t in target or []]
     if (targets or max_macs is not None or near is not None) and symbol is None:
         raise UsageError(f"{analysis.spec.source} has no symbol to solve for: write one in [input] shape, "
                          'e.g. [1, "T", 40]')
-    if max_macs is not None and (max_macs < 0 or math.isnan(max_macs)):
-        raise UsageError(f"--max-macs {max_macs}: must be a non-negative number")
-    report = run_solve(analysis, symbol, targets, None if max_macs is None else int(max_macs), near)
+    report = run_solve(analysis, symbol, targets, budget, near)
     from archcalc.render.cost import print_solve, solve_document
 
     if json_:
@@ -121,25 +121,26 @@ def solve(spec: SpecArg = None,
 
 def target_with_axis(analysis: Any, text: str) -> Any:
     """``--target pool2:H=22``: an axis named as the tables name it (C, H, W; C, L; C, D, H, W) or a number."""
-    from archcalc.analysis.solve import Target, parse_target
+    from archcalc.analysis.solve import Target, parse_target, shown, whole_number
     from archcalc.layers.merge import AXIS_NAMES
     from archcalc.symbolic import shape_str
 
     left, sep, right = text.partition("=")
     name, colon, axis = (part.strip() for part in left.partition(":"))
-    if not (colon and sep and axis.isalpha() and right.strip().isdigit() and name):
+    size = whole_number(right, "target", shown(text)) if colon and sep and axis.isalpha() and name else None
+    if size is None:
         return parse_target(text)  # a number or no axis, or a malformed target (its message)
     row = analysis.layer(name)
     if row is None:
-        return Target(name, 0, int(right))  # solve names the missing layer
+        return Target(name, 0, size)  # solve names the missing layer
     names = AXIS_NAMES.get(len(row.out_shape), ())
     if axis.upper() not in names:
         rank = len(row.out_shape)
         known = (f"name one of {', '.join(names)} (or 0..{rank - 1})" if names
                  else f"give its number ({'0' if rank == 1 else f'0..{rank - 1}'})")
-        raise UsageError(f"--target {text!r}: {name}'s output {shape_str(row.out_shape)} has no axis "
-                         f"named {axis!r}; {known}")
-    return Target(name, names.index(axis.upper()), int(right))
+        raise UsageError(f"{name}'s output {shape_str(row.out_shape)} has no axis named {axis!r}; {known}",
+                         option="target", subject=shown(text))
+    return Target(name, names.index(axis.upper()), size)
 
 
 def expand_specs(items: list[str] | None) -> list[Path]:
@@ -194,7 +195,10 @@ def check(specs: Annotated[list[str] | None, typer.Argument(
         except ArchcalcError as exc:
             if exc.exit_code == 2:
                 bad_input = True
-            errors.append(str(exc))
+            message = cli_message(exc)
+            if isinstance(exc, TorchMissingError) and "--no-torch" not in message:
+                message += " (or use --no-torch)"  # the library names no flag; here is the way around
+            errors.append(message)
             continue
         groups.append((str(path), results))
     if json_:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import torch
 
 
-def import_torch(extra: str = "torch", alternative: str = " (or use --no-torch)") -> Any:
+def import_torch(extra: str = "torch", alternative: str = "") -> Any:
     """Import torch once, with an install hint when it is missing."""
     try:
         import torch
@@ -99,7 +99,7 @@ def torch_kwargs(node: LayerResult, in_shape: tuple[Size, ...]) -> dict[str, Any
     for key in inferred & kwargs.keys():
         if not is_number(kwargs[key]) and not isinstance(kwargs[key], (list, tuple)):
             raise ShapeError(f"{layer.label}: {key} is {kwargs[key]}, not a number: give the "
-                             f"symbols values (--set or [symbols]) to build the model "
+                             f"symbols values to build the model "
                              f"(input {shape_str(in_shape)})")
     return kwargs
 
