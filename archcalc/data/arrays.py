@@ -8,10 +8,13 @@ optional ``classes`` array of names. Arrays are loaded with ``allow_pickle=False
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -74,27 +77,71 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if head[:1] == b"\x80":
         raise DataError(f"holds pickled Python objects, which archcalc never loads (unpickling can run "
                         f"code); {NPZ_HINT}", source=str(path))
-    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+    if head.startswith(b"\x93NUMPY"):
+        raise DataError("holds one array, not the six of a data set (X_train, y_train, ...)",
+                        source=str(path))
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         raise DataError(f"not a readable .npz file: it is not a zip archive; {NPZ_HINT}",
                         source=str(path))
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        with zipfile.ZipFile(path) as archive:
+            return _read_members(archive, path)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DataError(f"not a readable .npz file ({exc})", source=str(path)) from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError("holds one array, not the six of a data set (X_train, y_train, ...)",
-                        source=str(path))
+
+
+def _read_members(archive: zipfile.ZipFile, path: Path) -> dict[str, np.ndarray]:
+    """Every member a .npy array, each header checked against its size before any array is made."""
+    infos = [info for info in archive.infolist() if not info.is_dir()]
+    other = [info.filename for info in infos if not info.filename.endswith(".npy")]
+    if other:
+        raise DataError(f"holds {other[0]!r}, which is not a .npy array; a data set .npz holds only "
+                        f".npy arrays ({NPZ_HINT})", source=str(path))
     arrays = {}
-    with archive:
-        for key in archive.files:
-            try:
-                arrays[key] = archive[key]
-            except ValueError as exc:  # object arrays need pickle, which is refused
-                raise DataError(f"array {key!r} cannot be loaded without pickle ({exc})",
-                                source=str(path)) from None
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-                raise DataError(f"array {key!r} cannot be read ({exc})", source=str(path)) from None
+    for info in infos:
+        key = info.filename[:-len(".npy")]
+        with archive.open(info) as handle:
+            arrays[key] = _read_npy(handle, info.file_size, key, str(path))
     return arrays
+
+
+def _read_npy(handle: IO[bytes], size: int, key: str, source: str) -> np.ndarray:
+    """One .npy array; a header whose shape does not match the bytes there are is refused unread."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(handle)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(handle)
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(f"array {key!r} has no readable .npy header ({exc})", source=source) from None
+    if dtype.hasobject:
+        raise DataError(f"array {key!r} holds Python objects and cannot be loaded without pickle, "
+                        "which archcalc never uses (unpickling can run code)", source=source)
+    claimed = math.prod(shape) * dtype.itemsize
+    held = size - handle.tell()
+    if claimed != held:
+        raise DataError(f"array {key!r}: its header claims shape {shape} of {dtype} ({_bytes(claimed)}), "
+                        f"but the file holds {held:,} bytes of data (truncated or altered)", source=source)
+    try:
+        buffer = bytearray(held)
+    except MemoryError:
+        raise DataError(f"array {key!r} of shape {shape} ({_bytes(claimed)}) does not fit in memory",
+                        source=source) from None
+    view, got = memoryview(buffer), 0
+    while got < held:
+        n = handle.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            raise DataError(f"array {key!r} is cut short: {got:,} of {held:,} bytes", source=source)
+        got += n
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} bytes"  # pragma: no cover
 
 
 def _read_dir(path: Path) -> dict[str, np.ndarray]:
@@ -104,9 +151,10 @@ def _read_dir(path: Path) -> dict[str, np.ndarray]:
         if not file.exists():
             continue
         try:
-            arrays[key] = np.load(file, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"cannot load {file.name} ({exc})", source=str(path)) from None
+            with file.open("rb") as handle:
+                arrays[key] = _read_npy(handle, os.fstat(handle.fileno()).st_size, key, str(file))
+        except OSError as exc:
+            raise DataError(f"cannot be read ({exc.strerror or exc})", source=str(file)) from None
     return arrays
 
 
@@ -126,6 +174,9 @@ def validate(arrays: dict[str, np.ndarray], source: str,
         if x_arr.ndim != 3:
             raise DataError(f"X_{split} must have shape (n, frames, mels), has {x_arr.shape}",
                             source=source)
+        if min(x_arr.shape[1:]) < 1:
+            raise DataError(f"X_{split} has features of shape {tuple(x_arr.shape[1:])}; every axis must "
+                            "be at least 1", source=source)
         first_shape = first_shape or x_arr.shape[1:]
         if x_arr.shape[1:] != first_shape:
             raise DataError(f"X_{split} has features {x_arr.shape[1:]}, X_train has {first_shape}",
@@ -151,16 +202,46 @@ def validate(arrays: dict[str, np.ndarray], source: str,
 
 
 def _classes(arrays: dict[str, np.ndarray], y: dict[str, np.ndarray], source: str) -> tuple[str, ...]:
-    top = max(int(a.max()) for a in y.values())
-    if "classes" in arrays:
-        names = tuple(str(c) for c in arrays["classes"].tolist())
-    else:
-        names = tuple(str(i) for i in range(top + 1))
+    """The class names: the ``classes`` array, else ``0..K-1`` when the labels use every one of them.
+
+    Labels are checked before any list of names is made: a label of 10**12 without names must not
+    make a list of 10**12 names.
+    """
     for split, labels in y.items():
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= len(names):
-            raise DataError(f"y_{split} holds label {low if low < 0 else high}, outside 0..{len(names) - 1}"
-                            f" ({len(names)} classes)", source=source)
+        if int(labels.min()) < 0:
+            raise DataError(f"y_{split} holds label {int(labels.min())}; class ids start at 0", source=source)
+    if "classes" in arrays:
+        names = _class_names(arrays["classes"], source)
+        for split, labels in y.items():
+            high = int(labels.max())
+            if high >= len(names):
+                raise DataError(f"y_{split} holds label {high}, outside 0..{len(names) - 1} "
+                                f"({len(names)} classes)", source=source)
+        return names
+    used = np.unique(np.concatenate(list(y.values())))
+    if int(used[-1]) + 1 != used.size:  # some id below the largest label has no sample
+        missing = int(np.flatnonzero(used != np.arange(used.size))[0])
+        split = next(s for s, labels in y.items() if int(labels.max()) == int(used[-1]))
+        raise DataError(f"y_{split} holds label {int(used[-1])}, but no sample has label {missing}: without "
+                        f"a classes array the labels must be 0..K-1, each used (add a classes array "
+                        f"naming the classes)", source=source)
+    return tuple(str(i) for i in range(used.size))
+
+
+def _class_names(classes: np.ndarray, source: str) -> tuple[str, ...]:
+    if classes.ndim != 1:
+        raise DataError(f"classes must be a 1-d array of class names, has shape {classes.shape}"
+                        + (f" (the single value {classes.item()!r})" if classes.ndim == 0 else ""),
+                        source=source)
+    if not (classes.dtype.kind in "US" or np.issubdtype(classes.dtype, np.integer)):
+        raise DataError(f"classes must hold names (strings), has dtype {classes.dtype}", source=source)
+    names = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in classes.tolist())
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise DataError(f"classes names {name!r} twice (classes {seen[name]} and {i}); class names "
+                            "must be distinct", source=source)
+        seen[name] = i
     return names
 
 

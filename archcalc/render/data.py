@@ -17,16 +17,23 @@ def data_document(data: SpeechData) -> dict[str, Any]:
     """Split sizes, class balance and feature statistics, as plain data."""
     doc: dict[str, Any] = {"source": data.source, "classes": list(data.classes),
                            "feature_shape": list(data.feature_shape), "digest": data.digest(), "splits": {}}
+    names = class_columns(data.classes)
     for split in SPLITS:
         x, y = data.X[split], data.y[split]
-        counts = np.bincount(y, minlength=len(data.classes))
+        counts = np.bincount(y, minlength=len(data.classes))  # by class index, never by name
         doc["splits"][split] = {
             "n": int(y.shape[0]),
-            "per_class": {c: int(n) for c, n in zip(data.classes, counts)},
+            "per_class": {c: int(n) for c, n in zip(names, counts)},
             "mean": float(x.mean(dtype=np.float64)), "std": float(x.std(dtype=np.float64)),
             "min": float(x.min()), "max": float(x.max()),
         }
     return doc
+
+
+def class_columns(classes: tuple[str, ...]) -> list[str]:
+    """The class names, a repeated name told apart by its index (``yes#1``) so no count is lost."""
+    repeated = {c for c in classes if classes.count(c) > 1}
+    return [f"{c}#{i}" if c in repeated else c for i, c in enumerate(classes)]
 
 
 def home_relative(path: str) -> str:
@@ -48,12 +55,13 @@ def print_data_info(data: SpeechData, source: str | None = None) -> None:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("split")
     table.add_column("n", justify="right")
-    for name in data.classes:
+    names = class_columns(data.classes)
+    for name in names:
         table.add_column(Text(name), justify="right")
     for column in ("mean", "std", "min", "max"):
         table.add_column(column, justify="right")
     for split, row in doc["splits"].items():
-        table.add_row(split, f"{row['n']:,}", *[f"{row['per_class'][c]:,}" for c in data.classes],
+        table.add_row(split, f"{row['n']:,}", *[f"{row['per_class'][c]:,}" for c in names],
                       *[f"{row[k]:.2f}" for k in ("mean", "std", "min", "max")])
     console.print(table)
 
