@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_data import arrays, info_error
+from test_data import arrays, info_error, sine, wav_folder, write_wav  # noqa: F401 (fixture)
 
 from archcalc.data.arrays import load_data
 from archcalc.errors import DataError
@@ -132,6 +134,56 @@ def test_duplicate_class_names_in_memory_are_shown_apart():
     doc = data_document(SpeechData(X, y, ("yes", "yes", "up")))
     per_class = doc["splits"]["train"]["per_class"]
     assert sum(per_class.values()) == 5 and len(per_class) == 3
+
+
+# --------------------------------------------------------------------------- WAV folders
+
+@pytest.mark.parametrize("word", ["../d", "../../d", "a/b", ".", "..", "a\\b", "/tmp"])
+def test_prepare_words_must_be_plain_folder_names(cli, wav_folder, tmp_path, word):  # noqa: F811
+    (tmp_path / "d").mkdir(exist_ok=True)  # wav_folder/../d exists: outside the data folder
+    result = cli("data", "prepare", wav_folder, "--words", f"yes,{word}", "--out", tmp_path / "x.npz")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "plain folder name" in result.stderr and word in result.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_prepare_refuses_a_word_given_twice(cli, wav_folder, tmp_path):  # noqa: F811
+    result = cli("data", "prepare", wav_folder, "--words", "yes,no,yes", "--out", tmp_path / "x.npz")
+    assert result.exit_code == 2 and "'yes' twice" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["latin1", "folder"])
+def test_prepare_unreadable_list_file(cli, wav_folder, tmp_path, kind):  # noqa: F811
+    target = wav_folder / "validation_list.txt"
+    if kind == "folder":
+        target.mkdir()
+    else:
+        target.write_bytes("yes/spk0_nohash_0.wav\nno/caf\xe9.wav\n".encode("latin1"))
+    result = cli("data", "prepare", wav_folder, "--out", tmp_path / "x.npz")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "validation_list.txt" in result.stderr
+    assert ("UTF-8" if kind == "latin1" else "is a folder") in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_prepare_skips_a_fifo_named_wav(cli, wav_folder, tmp_path):  # noqa: F811
+    (wav_folder / "validation_list.txt").write_text("yes/spk0_nohash_0.wav\nno/spk0_nohash_0.wav\n")
+    (wav_folder / "testing_list.txt").write_text("yes/spk1_nohash_0.wav\nno/spk1_nohash_0.wav\n")
+    os.mkfifo(wav_folder / "yes" / "pipe_nohash_0.wav")
+    (wav_folder / "no" / "dir_nohash_0.wav").mkdir()
+
+    def hung(*_):
+        raise TimeoutError("prepare blocked on a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        result = cli("data", "prepare", wav_folder, "--out", tmp_path / "x.npz")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert result.exit_code == 0, result.output
+    assert "2 not a regular file" in result.stdout and "skipped 6 files" in result.stdout
 
 
 def test_data_error_is_raised_by_the_library(tmp_path):

@@ -64,13 +64,14 @@ def data_prepare(directory: Annotated[Path, typer.Argument(help="Speech Commands
                  ) -> None:
     """WAV folders -> log-mel features (101 x 40) in one .npz."""
     from archcalc.data.arrays import save_npz
-    from archcalc.data.wav import prepare
+    from archcalc.data.wav import check_words, prepare
     from archcalc.render.console import progress_reporter
     from archcalc.render.data import print_prepare_report
 
     word_list = [w.strip() for w in words.split(",") if w.strip()]
     if len(word_list) < 2:
         raise UsageError(f"--words {words!r}: give at least two words, e.g. --words yes,no,up")
+    check_words(word_list)  # before anything is created: a word must not lead out of the folder
     writable_path(out)
     with progress_reporter("reading WAV files") as progress:
         data, report = prepare(directory, word_list, seed, resolve_device(device), progress)

@@ -3,12 +3,15 @@
 ``DIR/<word>/<speaker>_nohash_<n>.wav``: 16 kHz mono PCM. ``validation_list.txt`` and
 ``testing_list.txt`` in DIR (paths relative to DIR) decide the split when present; otherwise a
 seeded split by speaker id keeps every speaker in one split. Clips are padded or cropped to 1 s.
-Files that are corrupt, not 16 kHz, not mono or empty are skipped and counted, never fatal.
+Files that are corrupt, not 16 kHz, not mono or empty, and anything named ``*.wav`` that is not a
+regular file (a FIFO would block the read), are skipped and counted, never fatal.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import wave
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +22,7 @@ import numpy as np
 
 from archcalc.data.arrays import SPLITS, SpeechData
 from archcalc.data.features import SAMPLE_RATE, fit_clip, logmel
-from archcalc.errors import DataError
+from archcalc.errors import DataError, UsageError
 
 
 @dataclass
@@ -80,13 +83,54 @@ def seeded_split(speaker: str, seed: int, val_percent: int = 10, test_percent: i
 
 
 def _read_list(path: Path) -> set[str]:
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()} if path.exists() else set()
+    """The paths listed in ``validation_list.txt`` or ``testing_list.txt``; none when it is absent."""
+    if not path.exists():
+        return set()
+    if not path.is_file():
+        raise DataError("is a folder, not a list of files" if path.is_dir() else "is not a regular file",
+                        source=str(path))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot be read ({exc.strerror or exc})", source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise DataError(f"line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                        f"{exc.start})", source=str(path)) from None
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
+def check_words(words: list[str]) -> None:
+    """Each word names a folder inside the data folder: a plain name, given once."""
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    for word in words:
+        if word in (".", "..") or any(sep in word for sep in seps) or "\0" in word:
+            raise UsageError(f"--words: '{word}' is not a plain folder name (no path separators, "
+                             "not . or ..); each word names a folder inside the data folder")
+        if words.count(word) > 1:
+            raise UsageError(f"--words: '{word}' twice; each word is one class")
+
+
+def wav_files(folder: Path, report: PrepareReport) -> list[Path]:
+    """The folder's ``*.wav`` regular files; anything else (a FIFO, a folder) is skipped and counted."""
+    files = []
+    for path in sorted(folder.glob("*.wav")):
+        try:
+            regular = stat.S_ISREG(path.stat().st_mode)
+        except OSError:
+            regular = False
+        if regular:
+            files.append(path)
+        else:
+            report.skip(path, "not a regular file")
+    return files
 
 
 def prepare(root: str | Path, words: list[str], seed: int = 0, device: str = "cpu",
             progress: Callable[[int, int], None] | None = None) -> tuple[SpeechData, PrepareReport]:
     """Read every WAV of the given words, split, pad/crop to 1 s and compute log-mel features."""
     root = Path(root)
+    check_words(words)
     if not root.is_dir():
         raise DataError("not a directory", source=str(root))
     missing = [w for w in words if not (root / w).is_dir()]
@@ -96,8 +140,8 @@ def prepare(root: str | Path, words: list[str], seed: int = 0, device: str = "cp
                         source=str(root))
     val_list, test_list = _read_list(root / "validation_list.txt"), _read_list(root / "testing_list.txt")
     use_lists = bool(val_list or test_list)
-    files = [(label, path) for label, word in enumerate(words) for path in sorted((root / word).glob("*.wav"))]
     report = PrepareReport()
+    files = [(label, path) for label, word in enumerate(words) for path in wav_files(root / word, report)]
     clips: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     labels: dict[str, list[int]] = {s: [] for s in SPLITS}
     for i, (label, path) in enumerate(files, start=1):
