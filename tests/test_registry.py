@@ -40,7 +40,7 @@ ROWS: dict[str, tuple[Any, dict[str, Any]]] = {
     "BatchNorm1d": ([4, 6], {}),
     "BatchNorm2d": ([4, 5, 5], {"affine": False}),
     "LayerNorm": ([3, 6], {}),
-    "ReLU": ([5], {}), "LeakyReLU": ([5], {"negative_slope": 0.2}), "ELU": ([5], {}), "GELU": ([5], {}),
+    "ReLU": ([5], {}), "ReLU6": ([5], {"inplace": True}), "LeakyReLU": ([5], {"negative_slope": 0.2}), "ELU": ([5], {}), "GELU": ([5], {}),
     "SiLU": ([5], {}), "Sigmoid": ([5], {}), "Tanh": ([5], {}),
     "Softmax": ([3, 4], {"dim": 1}), "LogSoftmax": ([3, 4], {"dim": -1}),
     "Flatten": ([2, 3, 4], {}), "Identity": ([6], {}), "Dropout": ([6], {"p": 0.25}),

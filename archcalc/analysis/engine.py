@@ -172,6 +172,13 @@ class Analysis:
         return found
 
     @cached_property
+    def module_tree(self) -> tuple[Any, ...]:
+        """The folders of dotted names and the nodes, as ``analysis.tree.TreeRow`` (pre-order)."""
+        from archcalc.analysis.tree import build_tree
+
+        return build_tree(self)
+
+    @cached_property
     def is_sequential(self) -> bool:
         """True for a plain chain: every node takes the one above, nothing shared, the last is the output."""
         return is_chain(self.layers, self.spec.output_names)

@@ -38,6 +38,7 @@ def check_expectations(analysis: Analysis) -> list[CheckResult]:
             ok, note = compare_sizes(layer.expect_params, result.params, analysis)
             results.append(CheckResult(spec.source, layer.label, "params", f"{layer.expect_params:,}",
                                        _count(result.params, analysis), ok, note))
+    results.extend(_group_expectations(analysis))
     expect = spec.expect
     for what, wanted, actual in (("total params", expect.total_params, analysis.total_params),
                                  ("trainable params", expect.trainable_params,
@@ -50,6 +51,29 @@ def check_expectations(analysis: Analysis) -> list[CheckResult]:
         ok, note = compare_shapes(expect.output_shape, analysis.output_shape, analysis)
         results.append(CheckResult(spec.source, "model", "output shape", shape_str(expect.output_shape),
                                    _shown(analysis.output_shape, analysis), ok, note))
+    return results
+
+
+def _group_expectations(analysis: Analysis) -> list[CheckResult]:
+    """``expect_shape``/``expect_params`` written on a block use: its output, everything in it."""
+    from archcalc.analysis.tree import row
+
+    results = []
+    for group in analysis.spec.groups:
+        if group.expect_shape is None and group.expect_params is None:
+            continue
+        tree = row(analysis, group.name)
+        if tree is None:
+            continue
+        if group.expect_shape is not None:
+            ok, note = compare_shapes(group.expect_shape, tree.output.out_shape, analysis)
+            results.append(CheckResult(analysis.spec.source, group.label, "output shape",
+                                       shape_str(group.expect_shape), _shown(tree.output.out_shape, analysis),
+                                       ok, note))
+        if group.expect_params is not None:
+            ok, note = compare_sizes(group.expect_params, tree.params, analysis)
+            results.append(CheckResult(analysis.spec.source, group.label, "params", f"{group.expect_params:,}",
+                                       _count(tree.params, analysis), ok, note))
     return results
 
 

@@ -31,6 +31,13 @@ class ReLU(_Activation):
 
 
 @register
+class ReLU6(_Activation):
+    type = "ReLU6"
+    args: ClassVar[dict[str, Arg]] = {"inplace": bool_arg(False)}
+    words_name = "ReLU6 activation (clipped at 6)"
+
+
+@register
 class LeakyReLU(_Activation):
     type = "LeakyReLU"
     args: ClassVar[dict[str, Arg]] = {"negative_slope": float_arg(0.01), "inplace": bool_arg(False)}

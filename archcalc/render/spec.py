@@ -263,7 +263,10 @@ def checks_table(spec_name: str, results: Iterable[CheckResult]) -> Table:
 def _short_label(label: str) -> str:
     """``layer 1 'conv1' (Conv2d)`` -> ``1 conv1``, to keep check tables narrow."""
     match = re.fullmatch(r"layer (\d+) '(.*)' \((\w+)\)", label)
-    return f"{match.group(1)} {match.group(2)}" if match else label
+    if match:
+        return f"{match.group(1)} {match.group(2)}"
+    block = re.fullmatch(r"block '(.*)' \((.*)\)", label)
+    return f"{block.group(1)} ({block.group(2)})" if block else label
 
 
 def print_checks(groups: list[tuple[str, list[CheckResult]]], errors: list[str]) -> None:

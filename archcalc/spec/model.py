@@ -38,6 +38,29 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
+class Group:
+    """One use of a block: the nodes named ``NAME.*`` that it stamped out.
+
+    A use with ``repeat = N`` is a group (``layer1``, ``repeat`` set) holding one group per copy
+    (``layer1.0`` ...). ``output`` is the node whose output is the group's output.
+    """
+
+    name: str
+    block: str
+    args: Mapping[str, Any]
+    output: str
+    repeat: int | None = None
+    line: int | None = None
+    expect_shape: tuple[Size, ...] | None = None
+    expect_params: int | None = None
+
+    @property
+    def label(self) -> str:
+        what = f"{self.repeat} x {self.block}" if self.repeat is not None else self.block
+        return f"block {self.name!r} ({what})"
+
+
+@dataclass(frozen=True)
 class Expectations:
     total_params: int | None = None
     trainable_params: int | None = None
@@ -55,6 +78,7 @@ class ModelSpec:
     symbols: Mapping[str, int]  # default values from [symbols]
     layers: tuple[LayerSpec, ...]
     outputs: tuple[str, ...] = ()  # the [output] nodes; empty means the last layer
+    groups: tuple[Group, ...] = ()  # the block uses, each after the groups it contains
     expect: Expectations = field(default_factory=Expectations)
     train: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     lint: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

@@ -16,10 +16,11 @@ from typing import Any
 from archcalc.errors import SpecError
 from archcalc.layers import REGISTRY
 from archcalc.layers.registry import REQUIRED, ArgError, suggest
+from archcalc.spec.blocks import Expander, Scope, read_blocks
 from archcalc.spec.model import INPUT, Expectations, LayerSpec, ModelSpec
 from archcalc.symbolic import IDENTIFIER, RESERVED_NAMES, ExprSyntaxError, Size, parse_size_expr
 
-TOP_LEVEL = ("model", "input", "symbols", "layers", "output", "expect", "train", "lint")
+TOP_LEVEL = ("model", "input", "symbols", "blocks", "layers", "output", "expect", "train", "lint")
 LAYER_KEYS = ("type", "name", "from", "same_as", "expect_shape", "expect_params", "trainable")
 EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
 BUNDLED = ("speech_cnn", "speech_ffnn")
@@ -76,10 +77,20 @@ class _Reader:
         self.lines = text.splitlines()
         self.layer_lines = [i + 1 for i, line in enumerate(self.lines)
                             if re.match(r"\s*\[\[\s*layers\s*\]\]", line)]
+        self.context = ""  # appended to messages about the nodes of a block use
+        self.frozen = False  # inside a use written with trainable = false
+        self.nodes: dict[str, LayerSpec] = {}
+        self.prefixes: set[str] = set()  # every proper dotted prefix of a node name
+        self.aliases: dict[str, str] = {}  # block use name -> its output node
+        self.symbols: set[str] = set()
 
     # -- locating values in the text, for messages
     def line_of(self, key: str, after: int | None = None) -> int | None:
         start = after or 0
+        if after is not None and 0 < after <= len(self.lines) and re.match(r"\s*\{", self.lines[after - 1]):
+            # an inline table on one line: { name = "conv1", type = "Conv2d", ... }
+            inline = re.search(rf"[{{,]\s*{re.escape(key)}\s*=", self.lines[after - 1])
+            return after if inline else None
         for i in range(start, len(self.lines)):
             if i > start and after is not None and re.match(r"\s*\[", self.lines[i]):
                 return None
@@ -88,7 +99,17 @@ class _Reader:
         return None
 
     def fail(self, message: str, line: int | None = None) -> SpecError:
-        return SpecError(message, source=f"{self.source}:{line}" if line else self.source)
+        return SpecError(message + self.context, source=f"{self.source}:{line}" if line else self.source)
+
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def expectations(self, raw: dict[str, Any], label: str,
+                     line: int | None) -> tuple[tuple[Size, ...] | None, int | None]:
+        """A block use's ``expect_shape`` (its output) and ``expect_params`` (everything in it)."""
+        return (self._shape_value(raw.get("expect_shape"), self.symbols, f"{label}: expect_shape",
+                                  self.line_of("expect_shape", line)),
+                self._count(raw.get("expect_params"), f"{label}: expect_params", self.line_of("expect_params", line)))
 
     def _check_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], what: str,
                     line: int | None = None) -> None:
@@ -115,18 +136,30 @@ class _Reader:
         layers_raw = data.get("layers")
         if not isinstance(layers_raw, list) or not layers_raw:
             raise self.fail("a spec needs at least one [[layers]] entry")
-        layers: dict[str, LayerSpec] = {}
+        self.symbols = set(symbols) | {s for s in input_shape if isinstance(s, str)}
+        expander = Expander(self, read_blocks(data.get("blocks"), self))
+        previous = INPUT
         for i, raw in enumerate(layers_raw, start=1):
-            layer = self._layer(i, raw, set(symbols) | {s for s in input_shape if isinstance(s, str)}, layers)
-            if layer.name in layers:
-                raise self.fail(f"{layer.label}: duplicate layer name {layer.name!r}", layer.line)
-            self._check_tree_name(layer, layers)
-            layers[layer.name] = layer
+            line = self.layer_lines[i - 1] if i <= len(self.layer_lines) else None
+            if isinstance(raw, dict) and "when" in raw:
+                raise self.fail(f"layer {i}: when chooses layers by block parameters: it belongs in a "
+                                "[[blocks.NAME.layers]] table", self.line_of("when", line))
+            if isinstance(raw, dict) and "block" in raw:
+                source = previous
+                if "from" in raw:
+                    source = self.resolve(raw["from"], f"block use {raw.get('name', raw['block'])!r}",
+                                          self.line_of("from", line), None)
+                full, previous = expander.use(raw, line, "", None, source, (), i)
+                self.aliases[full] = previous
+            else:
+                previous = self.add_layer(raw, line, previous, None)
+        layers = self.nodes
         outputs = self._outputs(data, layers)
         expect = self._expect(data, input_shape)
         return ModelSpec(
             source=self.source, name=name, description=description, input_shape=input_shape,
             symbols=MappingProxyType(symbols), layers=tuple(layers.values()), outputs=outputs, expect=expect,
+            groups=tuple(expander.groups),
             train=MappingProxyType(self._table(data, "train")),
             lint=MappingProxyType(self._table(data, "lint")),
         )
@@ -166,11 +199,46 @@ class _Reader:
                 raise self.fail(f"[symbols] {key} must be a positive integer, got {value!r}", line)
         return dict(table)
 
-    def _layer(self, index: int, raw: Any, symbols: set[str], above: dict[str, LayerSpec]) -> LayerSpec:
-        line = self.layer_lines[index - 1] if index <= len(self.layer_lines) else None
+    def add_layer(self, raw: Any, line: int | None, default_input: str, scope: Scope | None) -> str:
+        """Validate one node and add it to the graph; returns its name."""
+        layer = self._layer(len(self.nodes) + 1, raw, line, default_input, scope)
+        if layer.name in self.nodes:
+            raise self.fail(f"{layer.label}: duplicate layer name {layer.name!r}", layer.line)
+        self._check_tree_name(layer)
+        self.nodes[layer.name] = layer
+        parts = layer.name.split(".")
+        self.prefixes.update(".".join(parts[:i]) for i in range(1, len(parts)))
+        return layer.name
+
+    def resolve(self, source: Any, label: str, where: int | None, scope: Scope | None) -> str:
+        """The node a name in ``from`` stands for: the input, a layer, or a block use's output."""
+        if not isinstance(source, str):
+            raise self.fail(f"{label}: from must be a layer name, got {source!r}", where)
+        if scope is not None:
+            if isinstance(source, str) and source in scope.names:
+                target = scope.names[source]
+                if target is None:
+                    raise self.fail(f"{label}: from {source!r} names a merge left out by its when "
+                                    "condition; it has no single input to pass on", where)
+                return target
+            known = list(scope.names)
+            raise self.fail(f"{label}: from {source!r} is not the input or a layer above it in block "
+                            f"{scope.block!r}{suggest(str(source), known)}", where)
+        if source == INPUT or source in self.nodes:
+            return str(source)
+        if source in self.aliases:
+            return self.aliases[source]
+        below = source in self._all_names()
+        why = ("is written below this one: write every layer after its inputs" if below
+               else f"is not a layer above this one{suggest(str(source), [INPUT, *self.nodes, *self.aliases])}")
+        raise self.fail(f"{label}: from {source!r} {why}", where)
+
+    def _layer(self, index: int, raw: Any, line: int | None, default_input: str,
+               scope: Scope | None) -> LayerSpec:
+        symbols, above = self.symbols, self.nodes
         if not isinstance(raw, dict):
             raise self.fail(f"layer {index} must be a table, got {raw!r}", line)
-        shared = self._shared(index, raw, above, line)
+        shared = self._shared(index, raw, above, line, scope)
         type_name = raw.get("type", shared.type if shared else None)
         if not isinstance(type_name, str):
             raise self.fail(f"layer {index}: missing 'type' (a torch.nn class name such as 'Conv2d')",
@@ -185,7 +253,7 @@ class _Reader:
                             f"as in 'layer1.0.conv1'; {INPUT!r} names the model input), got {name!r}",
                             self.line_of("name", line))
         label = f"layer {index} {name!r} ({type_name})"
-        inputs = self._inputs(raw, label, kind.arity, above, line)
+        inputs = self._inputs(raw, label, kind.arity, line, default_input, scope)
         if shared is not None:
             return self._shared_layer(index, name, raw, shared, inputs, symbols, line)
         args: dict[str, Any] = {}
@@ -217,19 +285,22 @@ class _Reader:
                                            self.line_of("expect_shape", line)),
             expect_params=self._count(raw.get("expect_params"), f"{label}: expect_params",
                                       self.line_of("expect_params", line)),
-            trainable=self._bool(raw.get("trainable", True), f"{label}: trainable", line),
+            trainable=self._bool(raw.get("trainable", True), f"{label}: trainable", line) and not self.frozen,
             line=line,
         )
 
     def _shared(self, index: int, raw: dict[str, Any], above: dict[str, LayerSpec],
-                line: int | None) -> LayerSpec | None:
+                line: int | None, scope: Scope | None) -> LayerSpec | None:
         """The node whose module a ``same_as`` layer applies (followed to the original)."""
         if "same_as" not in raw:
             return None
         target = raw["same_as"]
         where = self.line_of("same_as", line)
+        if scope is not None and isinstance(target, str) and scope.names.get(target) is not None:
+            target = scope.names[target]
         if not isinstance(target, str) or target not in above:
-            raise self.fail(f"layer {index}: same_as {target!r} is not a layer above this one"
+            use = " (a block use: share its layers one by one)" if target in self.aliases else ""
+            raise self.fail(f"layer {index}: same_as {target!r} is not a layer above this one{use}"
                             f"{suggest(str(target), list(above))}", where)
         original = above[target]
         if original.same_as is not None:
@@ -249,34 +320,31 @@ class _Reader:
                                 f"remove {key!r}", self.line_of(key, line))
         return LayerSpec(
             index=index, name=name, type=original.type, args=original.args, written=original.written,
-            inputs=inputs, same_as=original.name, trainable=original.trainable, line=line,
+            inputs=inputs, same_as=original.name, trainable=original.trainable and not self.frozen, line=line,
             expect_shape=self._shape_value(raw.get("expect_shape"), symbols, f"{label}: expect_shape",
                                            self.line_of("expect_shape", line)),
             expect_params=self._count(raw.get("expect_params"), f"{label}: expect_params",
                                       self.line_of("expect_params", line)),
         )
 
-    def _inputs(self, raw: dict[str, Any], label: str, arity: int | None, above: dict[str, LayerSpec],
-                line: int | None) -> tuple[str, ...]:
-        """The names ``from`` gives, each the model input or a layer above; default: the layer above."""
+    def _inputs(self, raw: dict[str, Any], label: str, arity: int | None, line: int | None,
+                default_input: str, scope: Scope | None) -> tuple[str, ...]:
+        """The nodes ``from`` names, each the model input, a layer above or a block use; default:
+        the layer above (or the use above's output)."""
         where = self.line_of("from", line)
         if "from" not in raw:
-            inputs: tuple[str, ...] = (next(reversed(above)) if above else INPUT,)
+            inputs: tuple[str, ...] = (default_input,)
         else:
             value = raw["from"]
             names = [value] if isinstance(value, str) else value
             if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
                 raise self.fail(f"{label}: from must be a layer name or a list of them, got {value!r}", where)
+            own = raw.get("name")
             for source in names:
-                if source == raw.get("name"):
+                if source == own or (scope is not None and own == f"{scope.use}.{source}"):
                     raise self.fail(f"{label}: from {source!r} is this layer itself: a layer takes the "
                                     "output of the input or of layers above it", where)
-                if source != INPUT and source not in above:
-                    below = source in self._all_names()
-                    why = ("is written below this one: write every layer after its inputs" if below
-                           else f"is not a layer above this one{suggest(source, [INPUT, *above])}")
-                    raise self.fail(f"{label}: from {source!r} {why}", where)
-            inputs = tuple(names)
+            inputs = tuple(self.resolve(source, label, where, scope) for source in names)
         if arity == 1 and len(inputs) != 1:
             raise self.fail(f"{label} takes one input, got {len(inputs)}: {', '.join(inputs)}", where)
         if arity is None and len(inputs) < 2:
@@ -292,13 +360,20 @@ class _Reader:
                 names.add(match.group(1))
         return names
 
-    def _check_tree_name(self, layer: LayerSpec, above: dict[str, LayerSpec]) -> None:
+    def _check_tree_name(self, layer: LayerSpec) -> None:
         """A name cannot be both a module and a folder of modules (``fc`` and ``fc.0``)."""
-        for other in above:
-            for short, long in ((other, layer.name), (layer.name, other)):
-                if long.startswith(short + "."):
-                    raise self.fail(f"{layer.label}: names {short!r} and {long!r} clash: {short!r} "
-                                    f"would be both a layer and a group of layers", layer.line)
+        parts = layer.name.split(".")
+        clash = next((".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in self.nodes),
+                     None)
+        if clash is not None:
+            short, long = clash, layer.name
+        elif layer.name in self.prefixes:
+            short = layer.name
+            long = next(n for n in self.nodes if n.startswith(short + "."))
+        else:
+            return
+        raise self.fail(f"{layer.label}: names {short!r} and {long!r} clash: {short!r} "
+                        f"would be both a layer and a group of layers", layer.line)
 
     def _outputs(self, data: dict[str, Any], layers: dict[str, LayerSpec]) -> tuple[str, ...]:
         table = self._table(data, "output")
@@ -311,6 +386,7 @@ class _Reader:
         where = self.line_of("from", head)
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise self.fail(f"[output] from must be a layer name or a list of them, got {value!r}", where)
+        names = [self.aliases.get(name, name) for name in names]
         for name in names:
             if name not in layers:
                 raise self.fail(f"[output] from {name!r} is not a layer{suggest(name, list(layers))}", where)
