@@ -72,12 +72,13 @@ def _reshaper(i: int, have: list[int], want: list[int]) -> str:
             f"output_size = {json.dumps(want[1:])}\n")
 
 
-def _torch_answer(type_: str, shapes: list[list[int]], args: dict[str, Any]) -> tuple[tuple[int, ...], int]:
+def _torch_answer(type_: str, shapes: list[list[int]], args: dict[str, Any]
+                  ) -> tuple[tuple[tuple[int, ...], int], dict[str, tuple[int, ...]]]:
     xs = [torch.randn(2, *s) for s in shapes]
     if type_ in ("Add", "Mul", "Cat"):
         out = {"Add": lambda: xs[0] + xs[1], "Mul": lambda: xs[0] * xs[1],
                "Cat": lambda: torch.cat(xs, dim=args["dim"])}[type_]()
-        return tuple(out.shape[1:]), 0
+        return (tuple(out.shape[1:]), 0), {}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     for key, axis in INFERRED.items():
         if key in {a for a in REGISTRY[type_].args}:
@@ -87,7 +88,8 @@ def _torch_answer(type_: str, shapes: list[list[int]], args: dict[str, Any]) -> 
     module = getattr(torch.nn, type_)(**kwargs)
     with torch.no_grad():
         out = module(xs[0])
-    return tuple(out.shape[1:]), sum(p.numel() for p in module.parameters())
+    named = {name: tuple(p.shape) for name, p in module.named_parameters()}
+    return (tuple(out.shape[1:]), sum(p.numel() for p in module.parameters())), named
 
 
 @pytest.mark.parametrize("type_", sorted(REGISTRY))
@@ -99,7 +101,9 @@ def test_every_kind_agrees_with_torch(type_):
     shapes = shape if isinstance(shape[0], list) else [shape]
     analysis = analyze(parse_spec(_spec(shapes, type_, args), f"{type_}.toml"))
     node = analysis.node("node")
-    assert (node.out_shape, node.params) == _torch_answer(type_, shapes, args)
+    answer, named = _torch_answer(type_, shapes, args)
+    assert (node.out_shape, node.params) == answer
+    assert kind.param_shapes(node.in_shape, node.args) == named  # names and shapes, as torch registers them
     assert isinstance(kind.words(node.args, node.in_shapes, node.out_shape), str)
     assert isinstance(kind.describe(node.args), str)
     assert cost(analysis).total_macs >= 0

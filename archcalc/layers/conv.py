@@ -149,6 +149,15 @@ class _Conv(_Windowed):
             return ParamCount(as_size(weight + cout), f"{formula} + {cout}")
         return ParamCount(weight, formula)
 
+    def param_shapes(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, tuple[Size, ...]]:
+        cin = shape[0] if args["in_channels"] is INFERRED else args["in_channels"]
+        cin_per_group = cin // args["groups"] if is_number(cin) else as_size(cin / args["groups"])
+        cout = args["out_channels"]
+        found: dict[str, tuple[Size, ...]] = {"weight": (cout, cin_per_group, *ntuple(args["kernel_size"], self.dims))}
+        if args["bias"]:
+            found["bias"] = (cout,)
+        return found
+
     def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
         kwargs = dict(args)
         kwargs["in_channels"] = shape[0]

@@ -45,6 +45,11 @@ class Linear(LayerKind):
             return ParamCount(as_size(weight + n), f"{mul_str(m, n)} + {n}")
         return ParamCount(weight, mul_str(m, n))
 
+    def param_shapes(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, tuple[Size, ...]]:
+        m = shape[-1] if args["in_features"] is INFERRED else args["in_features"]
+        n = args["out_features"]
+        return {"weight": (n, m), "bias": (n,)} if args["bias"] else {"weight": (n, m)}
+
     def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
         return {**args, "in_features": shape[-1]}
 

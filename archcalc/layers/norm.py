@@ -56,6 +56,10 @@ class _BatchNorm(_Norm):
         c = shape[0] if args["num_features"] is INFERRED else args["num_features"]
         return ParamCount(as_size(2 * c), f"2*{mul_str(c)} (weight and bias)")
 
+    def param_shapes(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, tuple[Size, ...]]:
+        c = shape[0] if args["num_features"] is INFERRED else args["num_features"]
+        return {"weight": (c,), "bias": (c,)} if args["affine"] else {}
+
     def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
         return {**args, "num_features": shape[0]}
 
@@ -121,6 +125,12 @@ class LayerNorm(_Norm):
         per = 2 if args["bias"] else 1
         what = "weight and bias" if per == 2 else "weight"
         return ParamCount(as_size(per * count), f"{per}*{mul_str(*norm)} ({what})")
+
+    def param_shapes(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, tuple[Size, ...]]:
+        if not args["elementwise_affine"]:
+            return {}
+        norm = tuple(self._shape(shape, args))
+        return {"weight": norm, "bias": norm} if args["bias"] else {"weight": norm}
 
     def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
         norm = self._shape(shape, args)

@@ -222,6 +222,10 @@ class LayerKind:
     def params(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> ParamCount:
         return ParamCount(0, "0")
 
+    def param_shapes(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, tuple[Size, ...]]:
+        """The module's parameters by name and shape (``weight``, ``bias``), as torch registers them."""
+        return {}
+
     def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the torch constructor, inferred sizes filled in."""
         return {k: v for k, v in args.items() if v is not INFERRED}

@@ -128,6 +128,15 @@ class _ConvTranspose(LayerKind):
             return ParamCount(as_size(weight + cout), f"{mul_str(*factors)} + {cout}")
         return ParamCount(weight, mul_str(*factors))
 
+    def param_shapes(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, tuple[Size, ...]]:
+        cin = shape[0] if args["in_channels"] is INFERRED else args["in_channels"]
+        cout = args["out_channels"]
+        found: dict[str, tuple[Size, ...]] = {
+            "weight": (cin, cout // args["groups"], *ntuple(args["kernel_size"], self.dims))}
+        if args["bias"]:
+            found["bias"] = (cout,)
+        return found
+
     def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
         return {**args, "in_channels": shape[0]}
 

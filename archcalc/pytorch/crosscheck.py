@@ -195,9 +195,50 @@ def _check_point(torch: Any, torchinfo: Any, analysis: Analysis, point: Mapping[
         elif run.error is not None and node.name == run.failed_at:
             _mismatch(mismatches, source, label, "torch forward", "runs",
                       f"torch refused it: {run.error}", where)
+    _parameter_names(built, analysis, point, mismatches, totals)
     if run.error is not None:
         return
     _totals(torchinfo, built, input_shape, analysis, point, totals)
+
+
+def _parameter_names(built: Any, analysis: Analysis, point: Mapping[str, int],
+                     mismatches: dict[str, CheckResult], totals: list[CheckResult]) -> None:
+    """Every parameter by its dotted name and shape (``layer1.0.conv1.weight [64, 64, 1, 1]``)."""
+    source = analysis.spec.source
+    where = ", ".join(f"{k}={v}" for k, v in point.items())
+    actual = {name: tuple(p.shape) for name, p in built.named_parameters()}
+    claimed: set[str] = set()
+    expected_count = 0
+    for node in analysis.layers:
+        ours = implied_parameters_of(analysis, node.name, point)
+        if ours is None:
+            continue
+        expected_count += len(ours)
+        theirs = {name[len(node.name) + 1:]: shape for name, shape in actual.items()
+                  if name.startswith(node.name + ".") and "." not in name[len(node.name) + 1:]}
+        claimed.update(f"{node.name}.{k}" for k in theirs)
+        if ours != theirs:
+            _mismatch(mismatches, source, node.layer.label, "parameter names", _names_text(ours),
+                      _names_text(theirs), where)
+    stray = sorted(set(actual) - claimed)
+    ok = not stray and expected_count == len(actual)
+    shown = f"{len(actual)} tensors" + (f"; not in the spec: {', '.join(stray[:3])}"
+                                        f"{' ...' if len(stray) > 3 else ''}" if stray else "")
+    totals.append(CheckResult(source, "model", "parameter names and shapes", f"{expected_count} tensors",
+                              shown, ok and not any(r.what == "parameter names" for r in mismatches.values())))
+
+
+def implied_parameters_of(analysis: Analysis, name: str, point: Mapping[str, int]
+                          ) -> dict[str, tuple[Size, ...]] | None:
+    node = analysis.node(name)
+    if node.shared_with is not None:
+        return None
+    shapes = node.kind.param_shapes(node.in_shape, node.args)
+    return {k: tuple(evaluate(s, point) for s in v) for k, v in shapes.items()}
+
+
+def _names_text(named: Mapping[str, tuple[Size, ...]]) -> str:
+    return ", ".join(f"{k} {shape_str(v)}" for k, v in named.items()) or "none"
 
 
 def _totals(torchinfo: Any, built: Any, input_shape: tuple[int, ...], analysis: Analysis,
