@@ -1,12 +1,12 @@
 """The benchmark protocol: every model x every optimizer, trained and timed, results on disk.
 
-``results.json`` is rewritten atomically after every finished run, so an interrupted bench keeps
-every finished run and ``--resume`` skips them.
+``results.json`` is written atomically before the first run (the protocol and an empty run list)
+and after every finished run, so an interrupted bench keeps every finished run and ``--resume``
+skips them; a resume with other data or other settings is refused, naming what differs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -18,12 +18,11 @@ from typing import Any
 
 from archcalc import __version__
 from archcalc.analysis import Analysis, analyze
-from archcalc.atomic import write_text
+from archcalc.bench.results import SCHEMA_VERSION, finite, load_results, save_results
 from archcalc.data.arrays import SpeechData
 from archcalc.errors import DataError, ShapeError, UsageError
 from archcalc.spec import ModelSpec
 
-SCHEMA_VERSION = 1
 TRAIN_KEYS = ("epochs", "batch_size", "seed", "sgd_lr", "sgd_momentum", "sgd_weight_decay", "adam_lr",
               "adam_weight_decay")
 INT_KEYS = ("epochs", "batch_size", "seed")
@@ -82,8 +81,12 @@ class BenchState:
     def done_ids(self) -> set[str]:
         return {r["id"] for r in self.doc["runs"]}
 
+    @property
+    def path(self) -> Path:
+        return self.out_dir / "results.json"
+
     def save(self) -> None:
-        write_text(self.out_dir / "results.json", json.dumps(self.doc, indent=2) + "\n")
+        save_results(self.path, self.doc)
 
 
 def plan_models(specs: list[ModelSpec], data: SpeechData, heads: list[str]) -> list[ModelPlan]:
@@ -207,19 +210,58 @@ def new_document(data: SpeechData, data_time_s: float, device: str, protocol: di
 
 
 def load_state(out_dir: Path, resume: bool, data: SpeechData, doc: dict[str, Any]) -> BenchState:
-    """A fresh state, or the one in ``out_dir/results.json`` when resuming (same data required)."""
+    """A fresh state, or the one in ``out_dir/results.json`` when resuming (same data and protocol)."""
     path = out_dir / "results.json"
     if resume and path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"cannot resume: {exc}", source=str(path)) from None
-        if old.get("data", {}).get("digest") != data.digest():
+        old = load_results(path)
+        if old["data"].get("digest") != data.digest():
             raise DataError(f"cannot resume: those runs used other data (digest "
-                            f"{old.get('data', {}).get('digest')}, now {data.digest()})", source=str(path))
+                            f"{old['data'].get('digest')}, now {data.digest()})", source=str(path))
+        check_same_protocol(old, doc, str(path))
         old["complete"] = False
         return BenchState(out_dir, old)
     return BenchState(out_dir, doc)
+
+
+def check_same_protocol(old: dict[str, Any], new: dict[str, Any], source: str) -> None:
+    """Refuse to add runs under other settings: the first setting that differs is named."""
+    pairs = [("device", old["environment"].get("device"), new["environment"]["device"])]
+    # a key the older file does not record (added since) cannot be compared
+    pairs += [(key, value, new["protocol"].get(key)) for key, value in old["protocol"].items()
+              if key in new["protocol"]]
+    for key, was, now in pairs:
+        if was != now:
+            raise UsageError(f"cannot resume: those runs used {key} {_show(was)}, this bench {_show(now)}; "
+                             "resume with the same settings, or give a new --out folder", source=source)
+
+
+def check_finished_runs(plans: list[ModelPlan], optimizers: list[str], base: Any, overrides: dict[str, Any],
+                        state: BenchState) -> None:
+    """A finished run must have been trained with the settings it would get now (spec [train] included)."""
+    done = {run["id"]: run["result"]["config"] for run in state.doc["runs"]}
+    for plan in plans:
+        for optimizer in optimizers:
+            recorded = done.get(run_id(plan, optimizer))
+            if recorded is None:
+                continue
+            now = config_for(base, plan, optimizer, overrides)
+            for key in ("epochs", "batch_size", "seed"):
+                if key in recorded and recorded[key] != getattr(now, key):
+                    raise UsageError(f"cannot resume: {run_id(plan, optimizer)} ran with {key} {recorded[key]}, "
+                                     f"this bench {getattr(now, key)}", source=str(state.path))
+            for key, value in (("lr", now.resolved_lr), ("weight_decay", now.resolved_weight_decay),
+                               ("momentum", now.momentum if optimizer == "sgd" else None)):
+                if key in recorded and recorded[key] != value:
+                    raise UsageError(f"cannot resume: {run_id(plan, optimizer)} ran with {optimizer} {key} "
+                                     f"{_show(recorded[key])}, this bench {_show(value)}", source=str(state.path))
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def run_id(plan: ModelPlan, optimizer: str) -> str:
+    return f"{plan.spec.name}/{optimizer}" + ("/logits" if plan.drop_softmax else "")
 
 
 RunProgress = Callable[[str], Callable[[dict[str, Any]], None]]
@@ -235,13 +277,15 @@ def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, b
     from archcalc.bench.train import to_device, train
     from archcalc.pytorch.build import build_from_analysis
 
+    check_finished_runs(plans, optimizers, base, overrides, state)
+    state.save()  # the protocol and the runs so far, before any training: an interrupt keeps a valid file
     device_data = {}
     for plan in plans:
         for optimizer in optimizers:
-            run_id = f"{plan.spec.name}/{optimizer}" + ("/logits" if plan.drop_softmax else "")
-            if run_id in state.done_ids:
+            rid = run_id(plan, optimizer)
+            if rid in state.done_ids:
                 if on_run:
-                    on_run(BenchRun(run_id, plan.label, plan.spec.source, "", {}), True)
+                    on_run(BenchRun(rid, plan.label, plan.spec.source, "", {}), True)
                 continue
             config = config_for(base, plan, optimizer, overrides)
             key = (plan.input_shape, config.channels_last)
@@ -250,10 +294,10 @@ def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, b
             torch.manual_seed(config.seed)  # before the model is built: the same initial weights
             model = build_from_analysis(plan.analysis, outputs=plan.outputs)
             torch.manual_seed(config.seed)  # and before the run's shuffling and dropout
-            result = train(model, device_data[key], config, progress(run_id) if progress else None)
-            run = BenchRun(run_id, plan.label, plan.spec.source,
+            result = train(model, device_data[key], config, progress(rid) if progress else None)
+            run = BenchRun(rid, plan.label, plan.spec.source,
                            "logits" if plan.drop_softmax or not plan.ends_in_softmax else "softmax",
-                           asdict(result))
+                           finite(asdict(result)))  # a diverged run's NaN losses become null
             state.doc["normalization"] = {"mean": device_data[key].mean, "std": device_data[key].std}
             state.doc["runs"].append(asdict(run))
             state.save()

@@ -103,7 +103,8 @@ def bench(
                val_every, micro_batch, "logits" if drop_final_softmax else "both" if both_heads else "spec",
                {"epochs": epochs if epochs is not None else (2 if quick else None), "batch_size": batch_size,
                 "seed": seed, "sgd_lr": sgd_lr, "sgd_momentum": sgd_momentum,
-                "sgd_weight_decay": sgd_weight_decay, "adam_lr": adam_lr, "adam_weight_decay": adam_weight_decay},
+                "sgd_weight_decay": sgd_weight_decay, "adam_lr": adam_lr,
+                "adam_weight_decay": adam_weight_decay},
                out_dir, resume is not None, json_)
 
 
@@ -147,9 +148,6 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
         torch.set_num_threads(threads)
     plans = protocol.plan_models(specs, dataset, {"spec": ["spec"], "logits": ["logits"],
                                                   "both": ["spec", "logits"]}[heads])
-    warning = protocol.softmax_warning(plans)
-    if warning:
-        render.warning_line(warning)
     use_amp = "bf16" if amp == "bf16" or (amp == "auto" and device == "cpu" and bf16_supported(device)) else "off"
     if use_amp == "bf16" and not bf16_supported(device):
         raise UsageError(f"--amp bf16: this {device} does not support bfloat16")
@@ -164,6 +162,10 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
                  "normalization": "training set global mean and standard deviation"}
     state = protocol.load_state(out_dir, resume, dataset,
                                 protocol.new_document(dataset, data_s, device, described))
+    protocol.check_finished_runs(plans, optimizers, base, overrides, state)  # before any warning or output
+    warning = protocol.softmax_warning(plans)
+    if warning:
+        render.warning_line(warning)
 
     def on_run(run: Any, skipped: bool) -> None:
         if skipped:

@@ -1,0 +1,115 @@
+"""The bench never loses or mixes runs: results written first, resumes checked, one bench per folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_bench import easy_data
+
+from archcalc.data.arrays import save_npz
+
+ARGS = ("--epochs", "1", "--spec", "speech_ffnn", "--amp", "off")
+
+
+@pytest.fixture
+def easy_npz(tmp_path):
+    return save_npz(easy_data(), tmp_path / "easy.npz")
+
+
+def strict_json(path):
+    """results.json parsed as strict JSON: NaN and Infinity are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{path} holds {name}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def interrupt_at(monkeypatch, call: int) -> None:
+    import archcalc.bench.train as train_module
+
+    real_train, calls = train_module.train, {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train", flaky)
+
+
+def one_line_error(result, exit_code: int = 2) -> str:
+    assert result.exit_code == exit_code, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output, result.stderr
+    return result.stderr
+
+
+# --------------------------------------------------------------------------- results written first
+
+def test_interrupted_in_the_first_run_keeps_the_protocol_and_resumes(cli, easy_npz, tmp_path, monkeypatch):
+    interrupt_at(monkeypatch, 1)
+    out = tmp_path / "run"
+    result = cli("bench", "--data", easy_npz, *ARGS, "--out", out)
+    assert result.exit_code == 130 and "0 finished run(s) kept" in result.stderr
+    doc = strict_json(out / "results.json")
+    assert doc["runs"] == [] and not doc["complete"] and doc["protocol"]["epochs"] == 1
+    monkeypatch.undo()
+    result = cli("bench", "--data", easy_npz, *ARGS, "--resume", out)
+    assert result.exit_code == 0, result.output
+    doc = strict_json(out / "results.json")
+    assert doc["complete"] and [r["id"] for r in doc["runs"]] == ["speech_ffnn/sgd", "speech_ffnn/adam"]
+
+
+# --------------------------------------------------------------------------- resume checks
+
+@pytest.mark.parametrize("extra,setting", [
+    (("--epochs", "3"), "epochs"),
+    (("--batch-size", "16"), "batch_size"),
+    (("--optimizer", "sgd"), "optimizers"),
+    (("--sgd-lr", "0.5"), "lr"),
+])
+def test_resume_with_other_settings_is_refused(cli, easy_npz, tmp_path, monkeypatch, extra, setting):
+    interrupt_at(monkeypatch, 2)
+    out = tmp_path / "run"
+    assert cli("bench", "--data", easy_npz, *ARGS, "--out", out).exit_code == 130
+    before = (out / "results.json").read_bytes()
+    monkeypatch.undo()
+    message = one_line_error(cli("bench", "--data", easy_npz, *ARGS, *extra, "--resume", out))
+    assert "cannot resume" in message and setting in message and "results.json" in message
+    assert (out / "results.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("text,missing", [
+    ("[]", "not a JSON object"),
+    ("{}", "no 'runs'"),
+    ('{"runs": 3}', "'runs'"),
+    ("TRUNCATE", "not valid JSON"),
+    ("NO_RESULT", "'result'"),
+])
+def test_resume_of_a_broken_results_file(cli, easy_npz, tmp_path, text, missing):
+    out = tmp_path / "run"
+    assert cli("bench", "--data", easy_npz, *ARGS, "--out", out).exit_code == 0
+    path = out / "results.json"
+    if text == "TRUNCATE":
+        text = path.read_text()[:300]
+    elif text == "NO_RESULT":
+        doc = json.loads(path.read_text())
+        del doc["runs"][1]["result"]
+        text = json.dumps(doc)
+    path.write_text(text)
+    message = one_line_error(cli("bench", "--data", easy_npz, *ARGS, "--resume", out))
+    assert str(path) in message and missing in message
+
+
+def test_the_loader_raises_a_data_error(tmp_path):
+    from archcalc.bench.results import load_results
+    from archcalc.errors import DataError
+
+    path = tmp_path / "results.json"
+    for text, missing in (("[]", "not a JSON object"), ('{"runs": []}', "no 'protocol'"),
+                          ('{"runs": [], "protocol": {}, "environment": {}, "data": {}, "schema": 1}',
+                           "environment has no 'device'"), ('{"runs": [', "not valid JSON")):
+        path.write_text(text)
+        with pytest.raises(DataError) as info:
+            load_results(path)
+        assert missing in str(info.value) and str(path) in str(info.value)
