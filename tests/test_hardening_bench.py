@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from test_bench import easy_data
@@ -113,3 +115,58 @@ def test_the_loader_raises_a_data_error(tmp_path):
         with pytest.raises(DataError) as info:
             load_results(path)
         assert missing in str(info.value) and str(path) in str(info.value)
+
+
+# --------------------------------------------------------------------------- one bench per folder
+
+def test_a_folder_with_results_is_refused_without_resume(cli, easy_npz, tmp_path):
+    out = tmp_path / "run"
+    assert cli("bench", "--data", easy_npz, *ARGS, "--optimizer", "sgd", "--out", out).exit_code == 0
+    before = (out / "results.json").read_bytes()
+    message = one_line_error(cli("bench", "--data", easy_npz, *ARGS, "--out", out))
+    assert "results.json" in message and f"--resume {out}" in message
+    assert (out / "results.json").read_bytes() == before
+
+
+def test_a_running_bench_locks_its_folder(cli, easy_npz, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (out / "bench.lock").write_text(f"{holder.pid}\n")
+        message = one_line_error(cli("bench", "--data", easy_npz, *ARGS, "--out", out))
+        assert f"pid {holder.pid}" in message and str(out) in message
+        assert not (out / "results.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_stale_lock_is_taken_over_and_the_lock_is_released(cli, easy_npz, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is now free: the lock is stale
+    (out / "bench.lock").write_text(f"{gone.pid}\n")
+    result = cli("bench", "--data", easy_npz, *ARGS, "--optimizer", "sgd", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert not (out / "bench.lock").exists()
+
+
+def test_the_lock_is_released_after_an_error_and_an_interrupt(cli, easy_npz, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    result = cli("bench", "--data", tmp_path / "missing.npz", *ARGS, "--out", out)
+    assert result.exit_code == 2 and not (out / "bench.lock").exists()
+    interrupt_at(monkeypatch, 1)
+    assert cli("bench", "--data", easy_npz, *ARGS, "--out", out).exit_code == 130
+    assert not (out / "bench.lock").exists()
+
+
+def test_lock_is_exclusive_in_one_process(tmp_path):
+    from archcalc.bench.lock import folder_lock
+    from archcalc.errors import ArchcalcError
+
+    with folder_lock(tmp_path), pytest.raises(ArchcalcError, match=r"pid \d+"), folder_lock(tmp_path):
+        pass
+    with folder_lock(tmp_path):  # released: taken again
+        pass

@@ -93,19 +93,24 @@ def bench(
             raise UsageError(f"{flag} {value}: must be a finite number >= 0")
     run_device = resolve_device(device)
     out_dir = _out_dir(out, resume)
+    from archcalc.bench.lock import folder_lock
     from archcalc.spec import load_spec
 
-    specs = [load_spec(resolve_spec(p)) for p in (spec or [Path("speech_cnn"), Path("speech_ffnn")])]
-    start = time.perf_counter()
-    dataset = load_data_or_default(data, 600 if quick and synth_n is None else synth_n or 9000)
-    data_s = time.perf_counter() - start
-    _run_bench(specs, dataset, data_s, optimizers, run_device, amp, channels_last, compile_, threads,
-               val_every, micro_batch, "logits" if drop_final_softmax else "both" if both_heads else "spec",
-               {"epochs": epochs if epochs is not None else (2 if quick else None), "batch_size": batch_size,
-                "seed": seed, "sgd_lr": sgd_lr, "sgd_momentum": sgd_momentum,
-                "sgd_weight_decay": sgd_weight_decay, "adam_lr": adam_lr,
-                "adam_weight_decay": adam_weight_decay},
-               out_dir, resume is not None, json_)
+    with folder_lock(out_dir):  # one bench per folder: a second one is refused, naming this one's pid
+        if resume is None and (out_dir / "results.json").exists():
+            raise UsageError(f"--out {out_dir}: holds results.json of an earlier bench; finish it with "
+                             f"--resume {out_dir}, or give another folder")
+        specs = [load_spec(resolve_spec(p)) for p in (spec or [Path("speech_cnn"), Path("speech_ffnn")])]
+        start = time.perf_counter()
+        dataset = load_data_or_default(data, 600 if quick and synth_n is None else synth_n or 9000)
+        data_s = time.perf_counter() - start
+        _run_bench(specs, dataset, data_s, optimizers, run_device, amp, channels_last, compile_, threads,
+                   val_every, micro_batch, "logits" if drop_final_softmax else "both" if both_heads else "spec",
+                   {"epochs": epochs if epochs is not None else (2 if quick else None), "batch_size": batch_size,
+                    "seed": seed, "sgd_lr": sgd_lr, "sgd_momentum": sgd_momentum,
+                    "sgd_weight_decay": sgd_weight_decay, "adam_lr": adam_lr,
+                    "adam_weight_decay": adam_weight_decay},
+                   out_dir, resume is not None, json_)
 
 
 def _out_dir(out: Path | None, resume: Path | None) -> Path:
