@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SPECS
 from test_bench import easy_data
 
 from archcalc.data.arrays import save_npz
@@ -170,3 +171,38 @@ def test_lock_is_exclusive_in_one_process(tmp_path):
         pass
     with folder_lock(tmp_path):  # released: taken again
         pass
+
+
+# --------------------------------------------------------------------------- strict JSON, divergence
+
+def test_a_diverged_run_is_recorded_as_such_in_strict_json(cli, easy_npz, tmp_path):
+    out = tmp_path / "run"
+    result = cli("bench", "--data", easy_npz, "--epochs", "2", "--spec", "speech_ffnn", "--amp", "off",
+                 "--optimizer", "sgd", "--sgd-lr", "1e30", "--drop-final-softmax", "--out", out)
+    assert result.exit_code == 0, result.output
+    run = strict_json(out / "results.json")["runs"][0]["result"]
+    assert isinstance(run["diverged_epoch"], int) and run["diverged_epoch"] >= 1
+    assert run["epochs"][-1]["epoch"] == run["diverged_epoch"]
+    assert "diverged" in result.stdout and "diverged" in (out / "table.md").read_text()
+
+
+def test_a_finite_run_is_not_diverged(cli, easy_npz, tmp_path):
+    out = tmp_path / "run"
+    assert cli("bench", "--data", easy_npz, *ARGS, "--optimizer", "adam", "--out", out).exit_code == 0
+    assert strict_json(out / "results.json")["runs"][0]["result"]["diverged_epoch"] is None
+
+
+# --------------------------------------------------------------------------- BatchNorm, last batch of one
+
+def test_a_last_batch_of_one_is_merged_for_batchnorm(cli, easy_npz, tmp_path, write_spec):
+    text = (SPECS / "speech_ffnn.toml").read_text().replace(
+        'name = "relu1"\ntype = "ReLU"', 'name = "bn1"\ntype = "BatchNorm1d"\n\n[[layers]]\nname = "relu1"\ntype = "ReLU"')
+    spec = write_spec(text.replace("total_params = 534147", ""))
+    out = tmp_path / "run"
+    # 96 training samples in batches of 19: five of 19 and one of 1, which BatchNorm cannot normalize
+    result = cli("bench", "--data", easy_npz, "--epochs", "1", "--batch-size", "19", "--amp", "off",
+                 "--spec", spec, "--optimizer", "sgd", "--out", out)
+    assert result.exit_code == 0, result.output
+    doc = strict_json(out / "results.json")
+    assert "merged" in doc["protocol"]["last_batch"]
+    assert doc["runs"][0]["result"]["curves"]["iteration"] == [1, 2, 3, 4, 5]

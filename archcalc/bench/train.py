@@ -9,6 +9,7 @@ evaluation, compilation and data preparation are timed separately.
 
 from __future__ import annotations
 
+import math
 import platform
 import resource
 import time
@@ -83,6 +84,7 @@ class TrainResult:
     peak_memory_kind: str
     curves: Curves
     epochs: list[dict[str, float]]
+    diverged_epoch: int | None = None  # the epoch whose loss became NaN or infinite; training stopped there
 
 
 @dataclass
@@ -181,10 +183,11 @@ def train(model: nn.Module, data: DeviceData, config: TrainConfig, progress: Pro
     step_model, compile_s = _maybe_compile(model, data, config, optimizer)
     generator = torch.Generator().manual_seed(config.seed)  # the shuffling: seeded for every run
     n = data.X["train"].shape[0]
-    per_epoch = (n + config.batch_size - 1) // config.batch_size
+    bounds = batch_bounds(n, config.batch_size)
     curves, epochs = Curves(), []
     train_s = eval_s = 0.0
     iteration = 0
+    diverged = None
     model.train()
     for epoch in range(1, config.epochs + 1):
         order = torch.randperm(n, generator=generator).to(device)
@@ -192,15 +195,14 @@ def train(model: nn.Module, data: DeviceData, config: TrainConfig, progress: Pro
         val_points: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         _sync(device)
         started = time.perf_counter()
-        for start in range(0, n, config.batch_size):
-            idx = order[start:start + config.batch_size]
+        for start, end in bounds:
+            idx = order[start:end]
             loss, correct = _step(step_model, optimizer, data.X["train"][idx], data.y["train"][idx], config)
             losses.append(loss)
             corrects.append(correct)
             sizes.append(idx.shape[0])
             iteration += 1
-            last = start + config.batch_size >= n
-            if (config.val_every and iteration % config.val_every == 0) or last:
+            if (config.val_every and iteration % config.val_every == 0) or end == n:
                 _sync(device)
                 train_s += time.perf_counter() - started
                 t_eval = time.perf_counter()
@@ -208,10 +210,14 @@ def train(model: nn.Module, data: DeviceData, config: TrainConfig, progress: Pro
                 _sync(device)
                 eval_s += time.perf_counter() - t_eval
                 started = time.perf_counter()
-        record = _record_epoch(epoch, iteration - per_epoch, losses, corrects, sizes, val_points, curves)
+        record = _record_epoch(epoch, iteration - len(bounds), losses, corrects, sizes, val_points, curves)
         epochs.append(record)
         if progress:
             progress({**record, "epochs": config.epochs, "samples_per_s": epoch * n / max(train_s, 1e-9)})
+        if not all(math.isfinite(record[k]) for k in ("train_loss", "val_loss")):
+            diverged = epoch  # NaN stays NaN: later epochs would measure nothing
+            break
+    ran = len(epochs)
     t_eval = time.perf_counter()
     test_loss, test_acc = (float(v) for v in evaluate(model, data.X["test"], data.y["test"], config))
     eval_s += time.perf_counter() - t_eval
@@ -219,9 +225,20 @@ def train(model: nn.Module, data: DeviceData, config: TrainConfig, progress: Pro
     return TrainResult(
         optimizer=config.optimizer, config=_config_dict(config), params=sum(p.numel() for p in model.parameters()),
         test_accuracy=test_acc, test_loss=test_loss, train_time_s=train_s, eval_time_s=eval_s,
-        compile_time_s=compile_s, samples_per_s=config.epochs * n / max(train_s, 1e-9),
-        time_per_epoch_s=train_s / config.epochs, peak_memory_bytes=memory, peak_memory_kind=kind,
-        curves=curves, epochs=epochs)
+        compile_time_s=compile_s, samples_per_s=ran * n / max(train_s, 1e-9),
+        time_per_epoch_s=train_s / ran, peak_memory_bytes=memory, peak_memory_kind=kind,
+        curves=curves, epochs=epochs, diverged_epoch=diverged)
+
+
+LAST_BATCH = "a last batch of 1 sample is merged into the batch before it (BatchNorm cannot normalize one sample)"
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, end) of each batch of an epoch; a last batch of one sample joins the one before it."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 def _step(model: Any, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
@@ -240,13 +257,24 @@ def _step(model: Any, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: to
     for start in range(0, size, slice_size):
         x_part, y_part = xb[start:start + slice_size], yb[start:start + slice_size]
         with _autocast(config):
-            out = model(x_part)
+            out = _forward(model, x_part)
         part = nn.functional.cross_entropy(out.float(), y_part, reduction="sum")
         (part / size).backward()
         loss_sum += part.detach()
         correct += (out.detach().argmax(1) == y_part).sum()
     optimizer.step()
     return loss_sum / size, correct
+
+
+def _forward(model: Any, x: torch.Tensor) -> torch.Tensor:
+    try:
+        return model(x)  # type: ignore[no-any-return]
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" not in str(exc):
+            raise
+        raise UsageError(f"a batch (or micro-batch slice) of {x.shape[0]} sample reached a BatchNorm layer, "
+                         "which needs more than one value per channel: use a --batch-size and --micro-batch "
+                         "of at least 2") from None
 
 
 def auto_micro_batch(model: nn.Module, device: str) -> int:

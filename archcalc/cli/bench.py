@@ -144,7 +144,7 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
     import torch
 
     from archcalc.bench import protocol
-    from archcalc.bench.train import TrainConfig, bf16_supported
+    from archcalc.bench.train import LAST_BATCH, TrainConfig, bf16_supported
     from archcalc.render.bench import markdown_table, print_comparison, run_progress
     from archcalc.render.console import info_line
     from archcalc.render.plot import plot_curves
@@ -163,7 +163,7 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
     described = {"epochs": first.epochs, "batch_size": first.batch_size, "seed": first.seed, "amp": use_amp,
                  "channels_last": channels_last, "compile": compile_, "val_every": val_every,
                  "micro_batch": "auto" if micro_batch < 0 else micro_batch,
-                 "optimizers": optimizers, "loss": "cross-entropy", "heads": heads,
+                 "optimizers": optimizers, "loss": "cross-entropy", "heads": heads, "last_batch": LAST_BATCH,
                  "normalization": "training set global mean and standard deviation"}
     state = protocol.load_state(out_dir, resume, dataset,
                                 protocol.new_document(dataset, data_s, device, described))

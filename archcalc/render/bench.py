@@ -31,7 +31,10 @@ def table_rows(doc: dict[str, Any]) -> list[list[str]]:
         r = run["result"]
         row = [run["model"], {"sgd": "SGD", "adam": "Adam"}.get(r["optimizer"], r["optimizer"])]
         row += [run["head"]] if show_head else []
-        row += [f"{r['params']:,}", f"{100 * r['test_accuracy']:.2f}%", fmt_hms(r["train_time_s"]),
+        accuracy = f"{100 * r['test_accuracy']:.2f}%"
+        if r.get("diverged_epoch"):  # its accuracy measures a model of NaN weights
+            accuracy = f"diverged (epoch {r['diverged_epoch']})"
+        row += [f"{r['params']:,}", accuracy, fmt_hms(r["train_time_s"]),
                 f"{r['samples_per_s']:,.0f}", f"{r['time_per_epoch_s']:.2f}"]
         rows.append(row)
     return rows
