@@ -56,7 +56,9 @@ def build_tree(analysis: Analysis) -> tuple[TreeRow, ...]:
         parts = node.name.split(".")
         for i in range(1, len(parts) + 1):
             members.setdefault(".".join(parts[:i]), []).append(node)
-    groups = {g.name: g for g in analysis.spec.groups}
+    groups: dict[str, Group | None] = {}
+    for g in analysis.spec.groups:  # several uses continuing one folder (features.2, features.4): no one block
+        groups[g.name] = None if g.name in groups else g
     rows = []
     for name, nodes in members.items():  # dict order: each path first seen at its first node
         group = groups.get(name)

@@ -92,6 +92,9 @@ SpecArg = Annotated[Path | None, typer.Argument(
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Give a symbol a value, e.g. --set T=200 (repeatable).", metavar="NAME=INT")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+DepthOpt = Annotated[int | None, typer.Option(
+    "--depth", min=1, help="Fold the module tree to this depth (as torchinfo's depth): 1 shows the top level, "
+                           "each block use one row with its output and its parameters.")]
 ExplainOpt = Annotated[bool, typer.Option("--explain", help="Show the derivation step by step.")]
 VerifyOpt = Annotated[bool, typer.Option(
     "--verify", help="Build the model in torch and confirm every row with torchinfo.")]

@@ -10,6 +10,7 @@ import typer
 
 from archcalc import render
 from archcalc.cli.common import (
+    DepthOpt,
     ExplainOpt,
     JsonOpt,
     SetOpt,
@@ -31,17 +32,22 @@ from archcalc.errors import ArchcalcError, SpecError, TorchMissingError, UsageEr
 def shapes(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
            explain: ExplainOpt = False, verify: VerifyOpt = False,
            rf: Annotated[bool, typer.Option("--rf", help="Receptive field, jump and start per axis.")]
-           = False) -> None:
+           = False, depth: DepthOpt = None) -> None:
     """Every layer's output shape, derived symbolically with the floor formula."""
     analysis = load_analysis(spec, set_)
     verified = verified_marks(analysis) if verify else None
     if json_:
         document = render.analysis_document(analysis)
+        document.update(render.tree_document(analysis, depth))
         if rf:
             from archcalc.render.cost import rf_document
 
             document["receptive_field"] = rf_document(analysis)
         render.print_json(document)
+        return
+    if depth is not None:
+        _refuse_with_depth(explain=explain, verify=verify, rf=rf)
+        render.print_tree(analysis, depth, params=False)
         return
     render.print_shapes(analysis, explain, verified)
     if rf:
@@ -57,7 +63,7 @@ def params(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
            cost: Annotated[bool, typer.Option("--cost", help="MACs, FLOPs and activation memory.")] = False,
            batch: Annotated[int, typer.Option(min=1, help="Batch size for the activation memory.")] = 1,
            dtype: Annotated[str, typer.Option(help="float32, bfloat16, float16 or float64.")] = "float32",
-           ) -> None:
+           depth: DepthOpt = None) -> None:
     """Parameters per layer with their formulas, and the totals."""
     from archcalc.analysis.cost import DTYPE_BYTES
 
@@ -72,17 +78,29 @@ def params(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
         report = compute_cost(analysis, batch, dtype)
     if json_:
         document = render.analysis_document(analysis)
+        document.update(render.tree_document(analysis, depth))
         if report is not None:
             from archcalc.render.cost import cost_document
 
             document["cost"] = cost_document(analysis, report)
         render.print_json(document)
         return
-    render.print_params(analysis, explain, verified)
+    if depth is not None:
+        _refuse_with_depth(explain=explain, verify=verify)
+        render.print_tree(analysis, depth, params=True)
+    else:
+        render.print_params(analysis, explain, verified)
     if report is not None:
         from archcalc.render.cost import print_cost
 
         print_cost(analysis, report)
+
+
+def _refuse_with_depth(**flags: bool) -> None:
+    """--explain, --verify and --rf speak of single nodes: the folded view has none to show."""
+    given = [f"--{name}" for name, on in flags.items() if on]
+    if given:
+        raise UsageError(f"--depth folds nodes into blocks; {given[0]} shows single nodes: use one or the other")
 
 
 @app.command()

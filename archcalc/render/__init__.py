@@ -8,11 +8,13 @@ from archcalc.render.spec import (
     print_checks,
     print_params,
     print_shapes,
+    print_tree,
     shapes_table,
+    tree_document,
 )
 
 __all__ = [
     "analysis_document", "checks_document", "error_line", "explain_lines", "make_console",
-    "print_checks", "print_json", "print_params", "print_shapes", "progress_reporter",
-    "shapes_table", "warning_line",
+    "print_checks", "print_json", "print_params", "print_shapes", "print_tree", "progress_reporter",
+    "shapes_table", "tree_document", "warning_line",
 ]

@@ -201,6 +201,76 @@ def _with_value(size: Size, analysis: Analysis) -> str:
     return f"{size_str(size)} = {value} ({_values_label(analysis)})"
 
 
+# --------------------------------------------------------------------------- summaries by depth
+
+def tree_table(analysis: Analysis, depth: int, params: bool = False) -> Table:
+    """The module tree to ``depth`` (as torchinfo's ``depth``): each folder (a block use, or the nodes
+    sharing a dotted prefix) one row with its output and everything it holds; deeper rows folded in."""
+    from archcalc.analysis.tree import children, summary
+
+    table = Table(title=f"{_title(analysis)}, depth {depth}", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("type")
+    if params:
+        table.add_column("formula", overflow="fold")
+    else:
+        table.add_column("output", overflow="fold")
+        if _symbolic(analysis) and analysis.bound:
+            table.add_column(f"output ({_values_label(analysis)})", overflow="fold")
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("trainable", justify="right", no_wrap=True)
+    total = analysis.value(analysis.total_params)
+    if params:
+        table.add_column("share", justify="right", no_wrap=True)
+    for row in summary(analysis, depth):
+        name = "  " * (row.depth - 1) + row.name.rsplit(".", 1)[-1] if row.depth > 1 else row.name
+        cells = [row.index_range, name, row.kind if row.is_leaf else f"{row.kind} ({len(row.nodes)} nodes)"]
+        value = analysis.value(row.params)
+        if params:
+            if row.is_leaf:
+                cells.append(_formula(row.nodes[0]))
+            else:
+                parts = [count_text(analysis.value(c.params)) for c in children(analysis, row) if c.params != 0]
+                cells.append(" + ".join(parts) if len(parts) > 1 else "")
+        else:
+            cells.append(compact_shape(row.output.out_shape))
+            if _symbolic(analysis) and analysis.bound:
+                cells.append(compact_shape(analysis.shape_value(row.output.out_shape)))
+        cells += [count_text(value), count_text(analysis.value(row.trainable_params))]
+        if params:
+            cells.append(f"{100 * value / total:.1f}%" if is_number(value) and is_number(total) and total else "")
+        table.add_row(*cells)
+    return table
+
+
+def print_tree(analysis: Analysis, depth: int, params: bool) -> None:
+    console = make_console()
+    _print_with_totals(console, tree_table(analysis, depth, params), analysis, [])
+
+
+def tree_document(analysis: Analysis, depth: int | None) -> dict[str, Any]:
+    """The block uses (and, with a depth, the summary rows) for the JSON documents."""
+    from archcalc.analysis.tree import summary
+
+    def shape(s: Sequence[Size]) -> list[int | str]:
+        return [_json_size(analysis.value(x)) for x in s]
+
+    doc: dict[str, Any] = {"blocks": [{
+        "name": g.name, "block": g.block, "repeat": g.repeat, "output": g.output,
+        "args": {k: v for k, v in g.args.items() if isinstance(v, (int, float, str, bool, list))},
+    } for g in analysis.spec.groups]}
+    if depth is not None:
+        doc["depth"] = depth
+        doc["summary"] = [{
+            "name": row.name, "depth": row.depth, "kind": row.kind, "leaf": row.is_leaf,
+            "nodes": len(row.nodes), "output": row.output.name, "output_shape": shape(row.output.out_shape),
+            "params": _json_size(analysis.value(row.params)),
+            "trainable_params": _json_size(analysis.value(row.trainable_params)),
+        } for row in summary(analysis, depth)]
+    return doc
+
+
 # --------------------------------------------------------------------------- JSON
 
 def _json_size(size: Size) -> int | str:
@@ -211,6 +281,8 @@ def analysis_document(analysis: Analysis) -> dict[str, Any]:
     """The JSON document of ``shapes --json`` and ``params --json`` (values substituted)."""
     def shape(s: Sequence[Size]) -> list[int | str]:
         return [_json_size(analysis.value(x)) for x in s]
+
+    from archcalc.analysis.tree import block_path
 
     return {
         "model": analysis.spec.name,
@@ -223,6 +295,7 @@ def analysis_document(analysis: Analysis) -> dict[str, Any]:
         "outputs": list(analysis.spec.output_names),
         "layers": [{
             "index": row.index, "name": row.name, "type": row.type, "inputs": list(row.inputs),
+            "path": block_path(row.name),
             **({"same_as": row.shared_with} if row.shared_with else {}),
             "input_shape": shape(row.in_shape), "output_shape": shape(row.out_shape),
             **({"input_shapes": [shape(s) for s in row.in_shapes]} if len(row.in_shapes) > 1 else {}),

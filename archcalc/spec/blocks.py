@@ -61,6 +61,7 @@ class Scope:
     use_line: int | None
     params: Mapping[str, Any]
     names: dict[str, str | None] = field(default_factory=dict)
+    left_out: set[str] = field(default_factory=set)  # names standing for a layer its when left out
 
     @property
     def context(self) -> str:
@@ -341,6 +342,8 @@ class Expander:
         if tokens is None:
             return value
         names = names_in(tokens)
+        if len(tokens) == 1 and tokens[0] in params:
+            return params[tokens[0]]  # a parameter as it is: a number, a string, a list
         operators = any(t[0].isdigit() or t in _OPERATORS or t in ("//", "==", "!=", "<=", ">=")
                         or t in ("and", "or", "not") for t in tokens)
         if not operators and not any(n in params for n in names):
@@ -376,17 +379,21 @@ class Expander:
                     previous = self._left_out(raw, local, line, scope, previous)
                     continue
                 if "block" in raw:
+                    name = raw.get("name", f"{raw['block']}_{position}")
+                else:
+                    name = local if local is not None else f"{str(raw.get('type', 'layer')).lower()}_{position}"
+                if isinstance(name, str) and name in scope.names and name not in scope.left_out:
+                    raise reader.fail(f"[blocks.{block.name}] layer name {name!r} is used twice in the block "
+                                      "(two layers may share a name only when a when keeps at most one)",
+                                      reader.line_of("name", line) or line)
+                if "block" in raw:
                     source = self._source(raw, line, scope, previous)
                     used = {k: v for k, v in raw.items() if k not in ("when", "from")}
                     _, previous = self.use(used, line, f"{full}.", scope, source, stack, position)
-                    name = used.get("name", f"{raw['block']}_{position}")
                 else:
-                    name = local if local is not None else f"{str(raw.get('type', 'layer')).lower()}_{position}"
                     layer = self._substituted(raw, params, line, name, full)
                     previous = reader.add_layer(layer, line, previous, scope)
-                if name in scope.names:
-                    raise reader.fail(f"[blocks.{block.name}] layer name {name!r} is used twice in the block",
-                                      reader.line_of("name", line) or line)
+                scope.left_out.discard(name)
                 scope.names[name] = previous
                 if reader.node_count() > MAX_NODES:
                     raise reader.fail(f"the spec expands to more than {MAX_NODES:,} nodes", use_line)
@@ -438,8 +445,9 @@ class Expander:
             source = value[0] if isinstance(value, list) and value else value
             target = previous if source is None else self.reader.resolve(
                 source, f"layer {local!r}", self.reader.line_of("from", line), scope)
-        if isinstance(local, str):
-            scope.names[local] = target
+        if isinstance(local, str) and (local not in scope.names or local in scope.left_out):
+            scope.names[local] = target  # a kept layer of the same name wins
+            scope.left_out.add(local)
         return target if target is not None else previous
 
     def _substituted(self, raw: dict[str, Any], params: Mapping[str, Any], line: int | None,
