@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from conftest import GOLDEN, SPECS
@@ -147,6 +148,7 @@ def test_clean_spec_has_no_findings(cli, write_spec):
     ("kernel-exceeds-input", lambda t: t.replace("shape = [3, 32, 32]", 'shape = [3, "H", 32]')),
     ("unused-node", lambda t: t.replace("[[layers]]", '[[layers]]\nname = "dead"\ntype = "ReLU"\n'
                                                       '[[layers]]\nfrom = "input"\n', 1)),
+    ("unused-block", lambda t: '[blocks.spare]\nlayers = [{ type = "ReLU" }]\n' + t),
 ])
 def test_each_smell_is_found_and_can_be_silenced(rule_id, change):
     smelly = change(CLEAN)
@@ -157,7 +159,34 @@ def test_each_smell_is_found_and_can_be_silenced(rule_id, change):
 def test_every_rule_is_tested():
     assert set(RULES) == {"final-softmax", "final-logsoftmax", "activation-after-output", "floor-drops-rows",
                           "dominant-layer", "bias-before-batchnorm", "dropout-before-conv",
-                          "kernel-exceeds-input", "unused-node"}
+                          "kernel-exceeds-input", "unused-node", "unused-block"}
+
+
+BLOCKS = """[input]
+shape = [8, 16, 16]
+[blocks.cb]
+args = { c = 8 }
+layers = [
+  { name = "conv", type = "Conv2d", out_channels = "c", kernel_size = 3, padding = 1 },
+  { name = "bn", type = "BatchNorm2d" },
+]
+[[layers]]
+name = "stage"
+block = "cb"
+repeat = 4
+[[layers]]
+type = "AdaptiveAvgPool2d"
+output_size = 1
+"""
+
+
+def test_a_smell_in_every_copy_of_a_block_is_one_finding_for_the_block(cli, write_spec):
+    found = [f for f in lint(analyze(parse_spec(BLOCKS, "b.toml"))) if f.id == "bias-before-batchnorm"]
+    assert len(found) == 1
+    assert found[0].layer == "stage.0.conv (and 3 more copies of block 'cb', layer 'conv')"
+    assert "in [blocks.cb], once for every copy" in found[0].fix
+    result = cli("lint", write_spec(BLOCKS + '[blocks.spare]\nlayers = [{ type = "ReLU" }]\n'))
+    assert "[blocks.spar" in result.stdout  # literal, not read as rich markup (the cell folds after it)
 
 
 def test_course_cnn_lint_and_exit_codes(cli):
@@ -196,3 +225,25 @@ def test_draw_needs_bound_symbols(cli, write_spec, tmp_path):
     result = cli("draw", path, "--out", tmp_path / "n.svg")
     assert result.exit_code == 2 and "--set" in result.stderr
     assert cli("draw", path, "--out", tmp_path / "n.svg", "--set", "H=32").exit_code == 0
+
+
+RESNET50 = Path(__file__).resolve().parent.parent / "examples" / "specs" / "resnet50.toml"
+
+
+def test_report_lists_block_uses_with_their_arguments(cli):
+    result = cli("report", str(RESNET50))
+    assert result.exit_code == 0
+    assert "## Blocks" in result.stdout
+    assert ("| layer2.0 | bottleneck | planes=128, inplanes=256, stride=2, project=true | 12 | 512 × 28 × 28 "
+            "| 379,392 |") in result.stdout
+    assert "| layer3 | bottleneck x6 | planes=256 | 62 | 1024 × 14 × 14 | 7,098,368 |" in result.stdout
+
+
+def test_draw_folds_block_uses_into_boxes(cli, tmp_path):
+    out = tmp_path / "r50.svg"
+    assert cli("draw", str(RESNET50), "--depth", "1", "--out", str(out)).exit_code == 0
+    svg = out.read_text()
+    assert "bottleneck x6 (62 nodes)" in svg and "layer1.0" not in svg
+    full = tmp_path / "full.svg"
+    assert cli("draw", str(RESNET50), "--out", str(full)).exit_code == 0
+    assert "layer1.0.conv1" in full.read_text()

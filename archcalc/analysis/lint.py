@@ -40,9 +40,47 @@ def rule(rule_id: str) -> Callable[[Rule], Rule]:
 
 
 def lint(analysis: Analysis) -> list[Finding]:
-    """Every finding of every rule, less the ids the spec's [lint] table ignores."""
+    """Every finding of every rule, less the ids the spec's [lint] table ignores; a finding on the
+    same layer of several copies of a block is reported once, for the block."""
     ignored = _ignored(analysis)
-    return [f for rule_id, check in RULES.items() if rule_id not in ignored for f in check(analysis)]
+    return _per_block([f for rule_id, check in RULES.items() if rule_id not in ignored for f in check(analysis)],
+                      analysis)
+
+
+def _per_block(findings: list[Finding], analysis: Analysis) -> list[Finding]:
+    """Fold findings that name the same layer of the same block in several copies into one."""
+    copies = sorted((g for g in analysis.spec.groups if g.repeat is None), key=lambda g: -len(g.name))
+
+    def home(layer: str) -> tuple[str, str] | None:  # (block, the layer's name inside it)
+        group = next((g for g in copies if layer.startswith(g.name + ".")), None)
+        return None if group is None else (group.block, layer[len(group.name) + 1:])
+
+    folded: dict[tuple[str, str, str], list[Finding]] = {}
+    out: list[Finding | tuple[str, str, str]] = []
+    for finding in findings:
+        where = home(finding.layer)
+        if where is None:
+            out.append(finding)
+            continue
+        key = (finding.id, *where)
+        if key not in folded:
+            folded[key] = []
+            out.append(key)
+        folded[key].append(finding)
+    result = []
+    for item in out:
+        if isinstance(item, Finding):
+            result.append(item)
+            continue
+        group = folded[item]
+        first = group[0]
+        if len(group) == 1:
+            result.append(first)
+            continue
+        layer = f"{first.layer} (and {len(group) - 1} more copies of block {item[1]!r}, layer {item[2]!r})"
+        result.append(Finding(first.id, first.severity, layer, first.reason,
+                              f"{first.fix} (in [blocks.{item[1]}], once for every copy)"))
+    return result
 
 
 def _ignored(analysis: Analysis) -> set[str]:
@@ -120,6 +158,16 @@ def _unused_node(analysis: Analysis) -> Iterator[Finding]:
                           f"no output depends on {row.name}: it is computed (and its parameters counted and "
                           "trained) for nothing",
                           "feed it into the output path, list it in the output table's 'from', or remove it")
+
+
+@rule("unused-block")
+def _unused_block(analysis: Analysis) -> Iterator[Finding]:
+    used = {g.block for g in analysis.spec.groups}
+    for name in analysis.spec.blocks:
+        if name not in used:
+            yield Finding("unused-block", "warning", "model",
+                          f"[blocks.{name}] is defined but no layer uses it, so its layers are never checked",
+                          f"use it (a layer with block = {name!r}) or remove it")
 
 
 @rule("floor-drops-rows")

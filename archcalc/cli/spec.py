@@ -283,7 +283,7 @@ def lint(spec: SpecArg = None, set_: SetOpt = None, json_: JsonOpt = False,
 @reports_errors
 def draw(spec: SpecArg = None,
          out: Annotated[Path, typer.Option(help="FILE.svg or FILE.png.")] = Path("network.svg"),
-         set_: SetOpt = None) -> None:
+         set_: SetOpt = None, depth: DepthOpt = None) -> None:
     """A diagram of the network: one box per layer, tensor sizes and parameters on log scales."""
     from archcalc.render.plot import plot_network
 
@@ -292,5 +292,5 @@ def draw(spec: SpecArg = None,
     analysis = load_analysis(spec, set_)
     if not analysis.bound:
         raise UsageError("the diagram needs numbers: give every symbol a value with --set or [symbols]")
-    plot_network(analysis, writable_path(out))
+    plot_network(analysis, writable_path(out), depth)
     render.make_console().print(f"wrote {out}", markup=False)

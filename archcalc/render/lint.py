@@ -16,15 +16,16 @@ from archcalc.render.console import make_console
 def print_lint(analysis: Analysis, findings: list[Finding]) -> None:
     console = make_console()
     if not findings:
-        console.print(f"{analysis.spec.source}: no findings")
+        console.print(f"{analysis.spec.source}: no findings", markup=False)
         return
-    table = Table(title=f"{analysis.spec.source}: {len(findings)} finding{'s' if len(findings) != 1 else ''}",
+    table = Table(title=Text(f"{analysis.spec.source}: {len(findings)} finding{'s' if len(findings) != 1 else ''}"),
                   title_justify="left", box=box.SIMPLE_HEAD, show_lines=True)
     for column in ("severity", "id", "layer", "reason", "fix"):
         table.add_column(column, overflow="fold", no_wrap=column in ("severity", "id"))
     for f in sorted(findings, key=severity_rank):
         style = "yellow" if f.severity == "warning" else "cyan"
-        table.add_row(Text(f.severity, style=style), f.id, f.layer, f.reason, f.fix)
+        # Text cells: layer names and reasons are shown as written, never read as rich markup
+        table.add_row(Text(f.severity, style=style), Text(f.id), Text(f.layer), Text(f.reason), Text(f.fix))
     console.print(table)
     console.print("silence a rule with [lint] ignore = [\"id\"] in the spec", markup=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def plot_curves(doc: dict[str, Any], path: str | Path) -> Path:
 
 FAMILY_COLORS = {"conv": "#4C72B0", "conv_transpose": "#4C72B0", "pool": "#55A868", "adaptive_pool": "#55A868",
                  "upsample": "#55A868", "linear": "#C44E52", "reshape": "#8172B2", "norm": "#CCB974",
-                 "dropout": "#999999", "merge": "#64B5CD"}
+                 "dropout": "#999999", "merge": "#64B5CD", "block": "#937860"}
 
 
 def _color(family: str | None) -> str:
@@ -87,13 +88,13 @@ def _color(family: str | None) -> str:
     return FAMILY_COLORS.get(family, "#DD8452")
 
 
-def _edges(ax: Any, analysis: Any, step: float, width: float) -> None:
+def _edges(ax: Any, boxes: list[_Box], step: float, width: float) -> None:
     """A graph's edges: an arrow between neighbouring boxes, an arc over the boxes for a skip."""
     from matplotlib.patches import FancyArrowPatch
 
-    column = {"input": 0, **{row.name: i + 1 for i, row in enumerate(analysis.layers)}}
-    for i, row in enumerate(analysis.layers, start=1):
-        for source in row.inputs:
+    column = {"input": 0, **{box.name: i + 1 for i, box in enumerate(boxes)}}
+    for i, box in enumerate(boxes, start=1):
+        for source in box.sources:
             j = column[source]
             if j == i - 1:
                 start, end, style = (j * step + width, 1.9), (i * step, 1.9), "arc3"
@@ -105,27 +106,61 @@ def _edges(ax: Any, analysis: Any, step: float, width: float) -> None:
                                          lw=0.8, color="#444444", alpha=0.8))
 
 
-def plot_network(analysis: Any, path: str | Path) -> Path:
+@dataclass
+class _Box:
+    """One box of the diagram: a node, or (folded to a depth) a block use drawn as one."""
+
+    name: str
+    label: str
+    family: str | None
+    shape: list[Any]
+    params: int
+    sources: list[str]
+
+
+def _boxes(analysis: Any, depth: int | None) -> list[_Box]:
+    """The boxes left to right: every node, or the module tree cut at ``depth``."""
+    def shape(s: Any) -> list[Any]:
+        return [analysis.value(x) for x in s]
+
+    if depth is None:
+        return [_Box(r.name, f"{r.type} {r.description}".strip(), r.kind.family, shape(r.out_shape),
+                     int(analysis.value(r.params)), list(dict.fromkeys(r.inputs))) for r in analysis.layers]
+    from archcalc.analysis.tree import summary
+
+    cut = [row for row in summary(analysis, depth) if row.depth == depth or row.is_leaf]
+    box_of = {node.name: row.name for row in cut for node in row.nodes}
+    boxes = []
+    for row in cut:
+        sources = [box_of.get(src, src) for node in row.nodes for src in node.inputs]
+        sources = [src for src in dict.fromkeys(sources) if src != row.name]
+        leaf = row.nodes[0] if row.is_leaf else None
+        label = f"{leaf.type} {leaf.description}".strip() if leaf else f"{row.kind} ({len(row.nodes)} nodes)"
+        boxes.append(_Box(row.name, label, leaf.kind.family if leaf else "block", shape(row.output.out_shape),
+                          int(analysis.value(row.params)), sources))
+    return boxes
+
+
+def plot_network(analysis: Any, path: str | Path, depth: int | None = None) -> Path:
     """One box per layer, left to right: box height is the output size and the bar under it the
     parameter count, both on log scales, so a reader sees where the size and the parameters go.
-    A graph also gets its edges: arrows between neighbours and arcs over the boxes for skips."""
+    A graph also gets its edges: arrows between neighbours and arcs over the boxes for skips.
+    With ``depth``, each block use at that depth of the module tree is one box."""
     import math
 
     from matplotlib.patches import FancyBboxPatch, Rectangle
 
     plt = _pyplot()
-    rows = analysis.layers
-    sizes = [int(np.prod([analysis.value(s) for s in r.out_shape])) for r in rows]
-    params = [int(analysis.value(r.params)) for r in rows]
+    boxes = _boxes(analysis, depth)
+    sizes = [int(np.prod(b.shape)) for b in boxes]
+    params = [b.params for b in boxes]
     input_size = int(np.prod([analysis.value(s) for s in analysis.input_shape]))
     top = math.log10(max(sizes + [input_size, 10]))
     ptop = math.log10(max(params + [10]))
     width = 1.0
-    fig, ax = plt.subplots(figsize=(max(8, 1.25 * (len(rows) + 1)), 6.4))
+    fig, ax = plt.subplots(figsize=(max(8, 1.25 * (len(boxes) + 1)), 6.4))
     columns = [("input", "", None, [analysis.value(s) for s in analysis.input_shape], input_size, 0)]
-    columns += [(r.name, f"{r.type} {r.description}".strip(), r.kind.family,
-                 [analysis.value(s) for s in r.out_shape], n, p)
-                for r, n, p in zip(rows, sizes, params, strict=True)]
+    columns += [(b.name, b.label, b.family, b.shape, n, b.params) for b, n in zip(boxes, sizes, strict=True)]
     for i, (name, label, family, shape, n, p) in enumerate(columns):
         x = i * 1.3
         h = 3.0 * max(math.log10(max(n, 1)), 0.05) / top
@@ -139,13 +174,15 @@ def plot_network(analysis: Any, path: str | Path) -> Path:
             ax.text(x + width / 2, 1.75 - ph, f"{p:,}", ha="center", va="top", fontsize=6.5)
         ax.text(x + width / 2, 0.35, f"{name}  {label}".strip(), ha="center", va="top", fontsize=7.5,
                 rotation=90)
-    if not analysis.is_sequential:
-        _edges(ax, analysis, 1.3, width)
+    chain = all(b.sources == [prev] for b, prev in zip(boxes, ["input"] + [b.name for b in boxes], strict=False))
+    if not chain:
+        _edges(ax, boxes, 1.3, width)
     ax.set_xlim(-0.3, len(columns) * 1.3)
-    ax.set_ylim(-2.6, 6.0 if analysis.is_sequential else 8.3)
+    ax.set_ylim(-2.6, 6.0 if chain else 8.3)
     ax.axis("off")
     total = analysis.value(analysis.total_params)
-    ax.set_title(f"{analysis.spec.name}: box height = output size (log scale), dark bar = parameters "
+    folded = f", depth {depth}" if depth is not None else ""
+    ax.set_title(f"{analysis.spec.name}{folded}: box height = output size (log scale), dark bar = parameters "
                  f"(log scale); {total:,} parameters", fontsize=10)
     fmt = "svg" if str(path).lower().endswith(".svg") else "png"
     with atomic_open(path, "wb") as handle:

@@ -5,7 +5,6 @@ One document model (a list of blocks), two writers, so both formats always hold 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,11 +108,39 @@ def build_document(analysis: Analysis, bench_dir: Path | None, out_path: Path | 
         for flat in flats:
             blocks.append(Block("text", "Flattened size:" if len(flats) == 1 else f"Flattened size ({flat.name}):"))
             blocks.append(Block("math", f"{_times(flat.in_shape)} = {_latex(flat.out_shape[0])}"))
+    blocks += _blocks(analysis)
     blocks += _tables(analysis)
     blocks += _params(analysis)
     if bench_dir is not None:
         blocks += _bench(bench_dir, out_path)
     return blocks
+
+
+def _blocks(analysis: Analysis) -> list[Block]:
+    """The block uses: each stamped-out sub-network with its arguments, output and parameters."""
+    from archcalc.analysis.tree import module_tree
+
+    groups = [row for row in module_tree(analysis) if not row.is_leaf and row.group is not None]
+    if not groups:
+        return []
+    defined = sorted({row.group.block for row in groups if row.group is not None})
+    text = (f"The model repeats {len(defined)} block{'s' if len(defined) != 1 else ''} defined once "
+            f"({', '.join(defined)}); each use below is one row, a repeated use first with its copies after it.")
+    rows = []
+    for row in groups:
+        group = row.group
+        assert group is not None
+        args = ", ".join(f"{k}={_arg_text(v)}" for k, v in group.args.items())
+        rows.append([row.name, row.kind, args, str(len(row.nodes)), shape_words(row.output.out_shape),
+                     f"{row.params:,}" if is_number(row.params) else str(row.params)])
+    return [Block("subheading", "Blocks"), Block("text", text),
+            Block("table", (["use", "block", "arguments", "nodes", "output", "parameters"], rows))]
+
+
+def _arg_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def _tables(analysis: Analysis) -> list[Block]:
@@ -156,9 +183,10 @@ def _params(analysis: Analysis) -> list[Block]:
 
 
 def _bench(bench_dir: Path, out_path: Path | None) -> list[Block]:
+    from archcalc.bench.results import load_results
     from archcalc.render.bench import _columns, caption, table_rows
 
-    doc = json.loads((bench_dir / "results.json").read_text())
+    doc = load_results(bench_dir / "results.json")
     blocks = [Block("subheading", "Results"),
               Block("table", (list(_columns(doc)), table_rows(doc))), Block("text", caption(doc))]
     figure = bench_dir / "curves.png"

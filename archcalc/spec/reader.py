@@ -159,7 +159,7 @@ class _Reader:
         return ModelSpec(
             source=self.source, name=name, description=description, input_shape=input_shape,
             symbols=MappingProxyType(symbols), layers=tuple(layers.values()), outputs=outputs, expect=expect,
-            groups=tuple(expander.groups),
+            groups=tuple(expander.groups), blocks=tuple(expander.blocks),
             train=MappingProxyType(self._table(data, "train")),
             lint=MappingProxyType(self._table(data, "lint")),
         )
