@@ -260,3 +260,27 @@ def test_check_compares_parameter_names_with_the_model():
     model = failed[("model", "parameter names and shapes")]
     assert model.actual == "62 tensors; not in the spec: fc.0.bias, fc.0.weight"
     assert not any(r.what == "torch" for r in report.failed)  # shapes and counts alone would not see it
+
+
+def test_json_carries_the_tree(cli):
+    import json
+
+    doc = json.loads(cli("params", str(RESNET50), "--json", "--depth", "1").stdout)
+    node = next(n for n in doc["layers"] if n["name"] == "layer2.0.downsample.0")
+    assert node["path"] == ["layer2", "layer2.0", "layer2.0.downsample"]
+    uses = {b["name"]: b for b in doc["blocks"]}
+    assert uses["layer2"] == {"name": "layer2", "block": "bottleneck", "repeat": 4, "output": "layer2.3.relu_3",
+                              "args": {"planes": 128}, "first": {"inplanes": 256, "stride": 2}}
+    assert uses["layer2.1"]["args"] == {"planes": 128, "inplanes": 512, "stride": 1, "project": False}
+    rows = {r["name"]: r for r in doc["summary"]}
+    assert list(rows) == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
+                          "avgpool", "flatten", "fc"]
+    assert rows["layer3"] == {"name": "layer3", "depth": 1, "kind": "bottleneck x6", "leaf": False, "nodes": 62,
+                              "output": "layer3.5.relu_3", "output_shape": [1024, 14, 14], "params": 7098368,
+                              "trainable_params": 7098368}
+    assert sum(r["params"] for r in rows.values()) == doc["total_params"] == 25_557_032
+
+
+def test_depth_refuses_node_views(cli):
+    result = cli("shapes", str(RESNET50), "--depth", "1", "--explain")
+    assert result.exit_code == 2 and "--depth folds nodes into blocks" in result.stderr

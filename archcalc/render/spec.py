@@ -249,6 +249,15 @@ def print_tree(analysis: Analysis, depth: int, params: bool) -> None:
     _print_with_totals(console, tree_table(analysis, depth, params), analysis, [])
 
 
+def _plain(args: Any) -> dict[str, Any]:
+    """Block arguments as JSON values (a TOML date or time as its text)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+    return {k: plain(v) for k, v in args.items()}
+
+
 def tree_document(analysis: Analysis, depth: int | None) -> dict[str, Any]:
     """The block uses (and, with a depth, the summary rows) for the JSON documents."""
     from archcalc.analysis.tree import summary
@@ -258,7 +267,7 @@ def tree_document(analysis: Analysis, depth: int | None) -> dict[str, Any]:
 
     doc: dict[str, Any] = {"blocks": [{
         "name": g.name, "block": g.block, "repeat": g.repeat, "output": g.output,
-        "args": {k: v for k, v in g.args.items() if isinstance(v, (int, float, str, bool, list))},
+        "args": _plain(g.args), **({"first": _plain(g.first)} if g.first else {}),
     } for g in analysis.spec.groups]}
     if depth is not None:
         doc["depth"] = depth

@@ -240,7 +240,7 @@ class Expander:
                 output = self._body(block, resolved, copy_name, line, output, (*stack, block_name))
                 self.groups.append(Group(copy_name, block_name, MappingProxyType(resolved), output, None, line))
             self.groups.insert(position, Group(full, block_name, MappingProxyType(args), output, repeat, line,
-                                               expect_shape, expect_params))
+                                               expect_shape, expect_params, MappingProxyType(first)))
             return full, output
         finally:
             reader.frozen = frozen

@@ -53,6 +53,7 @@ class Group:
     line: int | None = None
     expect_shape: tuple[Size, ...] | None = None
     expect_params: int | None = None
+    first: Mapping[str, Any] | None = None  # a repeat's arguments for its first copy
 
     @property
     def label(self) -> str:
