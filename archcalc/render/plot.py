@@ -159,7 +159,8 @@ def plot_network(analysis: Any, path: str | Path, depth: int | None = None) -> P
     ptop = math.log10(max(params + [10]))
     width = 1.0
     fig, ax = plt.subplots(figsize=(max(8, 1.25 * (len(boxes) + 1)), 6.4))
-    columns = [("input", "", None, [analysis.value(s) for s in analysis.input_shape], input_size, 0)]
+    columns: list[tuple[str, str, str | None, list[Any], int, int]] = [
+        ("input", "", None, [analysis.value(s) for s in analysis.input_shape], input_size, 0)]
     columns += [(b.name, b.label, b.family, b.shape, n, b.params) for b, n in zip(boxes, sizes, strict=True)]
     for i, (name, label, family, shape, n, p) in enumerate(columns):
         x = i * 1.3
