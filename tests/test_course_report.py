@@ -78,9 +78,10 @@ def test_json_document(cli):
     assert doc["model"] == "speech_cnn" and doc["input_shape"] == [1, 101, 40]
     assert doc["symbols"] == {} and doc["total_params"] == 346067 == doc["trainable_params"]
     first = doc["layers"][0]
-    assert set(first) == {"index", "name", "type", "inputs", "input_shape", "output_shape", "params",
+    assert set(first) == {"index", "name", "type", "inputs", "path", "input_shape", "output_shape", "params",
                           "trainable_params", "params_formula"}
-    assert first == {"index": 1, "name": "conv1", "type": "Conv2d", "inputs": ["input"], "input_shape": [1, 101, 40],
+    assert first == {"index": 1, "name": "conv1", "type": "Conv2d", "inputs": ["input"], "path": [],
+                     "input_shape": [1, 101, 40],
                      "output_shape": [32, 97, 36], "params": 832, "trainable_params": 832,
                      "params_formula": "5*5*1*32 + 32"}
     assert cli("params", "--json").stdout == result.stdout

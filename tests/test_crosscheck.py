@@ -57,7 +57,7 @@ def test_wrong_expectation_fails_with_exit_1(cli, write_spec):
     result = cli("check", write_spec(text))
     assert result.exit_code == 1
     assert "4 conv2" in result.stdout and "12,800" in result.stdout and "12,816" in result.stdout
-    assert "1 spec, 29 checks, 1 failed" in result.stdout
+    assert "1 spec, 30 checks, 1 failed" in result.stdout  # 29 + the parameter names and shapes
 
 
 def test_several_specs_report_every_failure(cli, write_spec, tmp_path):
