@@ -140,3 +140,80 @@ def test_absurdly_large_numbers_do_not_hang(cli, write_spec):
     assert result.exit_code == 0 and json.loads(result.stdout)["layers"][0]["output_shape"][1] == 10**40 - 4
     err = fails(cli, write_spec(HEAD + CONV.replace("kernel_size = 5", f"kernel_size = {10**20}")))
     assert "output H would be" in err
+
+
+def test_module_attribute_list_is_torchs_own():
+    """The names refused at load are every public attribute of the modules archcalc builds."""
+    import torch
+    import torch.fx
+
+    from archcalc.spec.reader import MODULE_ATTRIBUTES
+
+    public = set()
+    for cls in (torch.nn.Module, torch.nn.Sequential, torch.fx.GraphModule):
+        public |= {n for n in dir(cls) if not n.startswith("_")}
+    graph = torch.fx.GraphModule(torch.nn.Module(), torch.fx.Graph())
+    public |= {n for n in vars(graph) if not n.startswith("_")}
+    assert public <= MODULE_ATTRIBUTES
+
+
+@pytest.mark.parametrize("name", ["training", "forward", "to", "eval", "pop", "code", "layer1.graph", "_private"])
+def test_names_that_are_module_attributes_are_refused_at_load(cli, write_spec, name):
+    text = HEAD + f'[[layers]]\nname = "{name}"\ntype = "Flatten"\n[[layers]]\ntype = "Linear"\nout_features = 3\n'
+    err = fails(cli, write_spec(text))
+    assert "model.toml:4" in err and "cannot name a module" in err
+    for command in ("check", "params"):
+        result = cli(command, write_spec(text))
+        assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("sgd_lr = inf", "[train] sgd_lr must be a finite number >= 0, got inf"),
+    ("adam_lr = nan", "[train] adam_lr must be a finite number >= 0, got nan"),
+    ("sgd_momentum = -0.5", "got -0.5"),
+    ("epochs = 0", "[train] epochs must be from 1"),
+    ("batch_size = 2.5", "[train] batch_size must be an integer, got 2.5"),
+    ("seed = true", "[train] seed must be an integer, got True"),
+    ("sgd_lrr = 0.1", "[train] has no key 'sgd_lrr' (did you mean 'sgd_lr'?)"),
+])
+def test_train_table_is_checked_when_the_spec_is_read(cli, write_spec, line, expected):
+    """A bad [train] value is the spec's error, with its line, for every command (not only bench)."""
+    err = fails(cli, write_spec(HEAD + CONV + f"[train]\n{line}\n"))
+    assert "model.toml:9" in err and expected in err
+
+
+def test_lint_table_is_checked_when_the_spec_is_read(cli, write_spec):
+    err = fails(cli, write_spec(HEAD + CONV + '[lint]\nignore = ["final-softmx"]\n'))
+    assert "model.toml:9" in err and "no rule 'final-softmx' (did you mean 'final-softmax'?)" in err
+    err = fails(cli, write_spec(HEAD + CONV + '[lint]\nignor = []\n'))
+    assert "[lint] has no key 'ignor'" in err
+
+
+def test_deep_nesting_and_size_limits(cli, write_spec, tmp_path):
+    err = fails(cli, write_spec(HEAD + CONV + "x = " + "[" * 600 + "]" * 600 + "\n"))
+    assert "nested too deeply" in err
+    err = fails(cli, write_spec(HEAD + CONV + "x = " + "{a=" * 50_000 + "1" + "}" * 50_000 + "\n"))
+    assert "nested too deeply" in err
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# " + b"x" * 10_000_001 + b"\n")
+    err = fails(cli, big)
+    assert "larger than 10 MB" in err
+    many = HEAD + '[[layers]]\ntype = "ReLU"\n' * 100_001
+    err = fails(cli, write_spec(many))
+    assert "100,001 [[layers]] tables: at most 100,000 layers" in err
+
+
+def test_an_endless_file_is_not_read_forever(cli):
+    import os
+
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    err = fails(cli, "/dev/zero")
+    assert "larger than 10 MB" in err
+
+
+def test_not_utf8(cli, tmp_path):
+    path = tmp_path / "latin.toml"
+    path.write_bytes(HEAD.encode() + b'[[layers]]\nname = "caf\xe9"\ntype = "ReLU"\n')
+    err = fails(cli, path)
+    assert "not UTF-8 text" in err

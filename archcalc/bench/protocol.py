@@ -22,10 +22,7 @@ from archcalc.bench.results import SCHEMA_VERSION, finite, load_results, save_re
 from archcalc.data.arrays import SpeechData
 from archcalc.errors import DataError, ShapeError, UsageError
 from archcalc.spec import ModelSpec
-
-TRAIN_KEYS = ("epochs", "batch_size", "seed", "sgd_lr", "sgd_momentum", "sgd_weight_decay", "adam_lr",
-              "adam_weight_decay")
-INT_KEYS = ("epochs", "batch_size", "seed")
+from archcalc.spec.settings import INT_KEYS, TRAIN_KEYS
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,13 @@ TOP_LEVEL = ("model", "input", "symbols", "blocks", "layers", "output", "expect"
 LAYER_KEYS = ("type", "name", "from", "same_as", "expect_shape", "expect_params", "trainable")
 EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
 BUNDLED = ("speech_cnn", "speech_ffnn")
+MAX_SPEC_BYTES = 10_000_000  # a spec is read no further than this
+MAX_LAYERS = 100_000  # [[layers]] tables; a spec with blocks may expand to as many nodes
+# Attributes of nn.Module, nn.Sequential and torch.fx.GraphModule (torch 2.13): a layer of that name
+# would replace a method of the built model (`forward`, `to`, `training`), so such names are refused
+# when the spec is read. tests/test_spec_errors.py holds the list against torch's own.
+MODULE_ATTRIBUTES = frozenset(["T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "type", "xpu", "zero_grad", "training", "append", "extend", "insert", "pop", "add_submodule", "code", "delete_all_unused_submodules", "delete_submodule", "graph", "print_readable", "recompile", "to_folder", "meta", "shape_env"])
+_LAYER_HEADER = re.compile(r"^\s*\[\[\s*layers\s*\]\]", re.MULTILINE)
 
 
 def bundled_spec(name: str) -> Path:
@@ -35,16 +42,24 @@ def bundled_spec(name: str) -> Path:
 
 
 def load_spec(path: str | Path) -> ModelSpec:
-    """Read and validate a spec file."""
+    """Read and validate a spec file (at most ``MAX_SPEC_BYTES``; read no further than that)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise SpecError("no such file", source=str(path)) from None
     except IsADirectoryError:
         raise SpecError("is a directory, not a spec file", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read: {exc}", source=str(path)) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"larger than {MAX_SPEC_BYTES // 1_000_000} MB: a spec is a text file of layers "
+                        f"(at most {MAX_LAYERS:,} of them)", source=str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text (byte {exc.start}): a spec is a TOML text file", source=str(path)) from None
     return parse_spec(text, display_path(path), default_name=path.stem)
 
 
@@ -62,13 +77,24 @@ def display_path(path: Path) -> str:
 
 def parse_spec(text: str, source: str = "<spec>", default_name: str = "model") -> ModelSpec:
     """Validate the text of a spec; ``source`` names it in errors."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"larger than {MAX_SPEC_BYTES // 1_000_000} MB", source=source)
+    headers = len(_LAYER_HEADER.findall(text))
+    if headers > MAX_LAYERS:
+        raise SpecError(f"{headers:,} [[layers]] tables: at most {MAX_LAYERS:,} layers (write repeated "
+                        "parts as [blocks])", source=source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         where = f"{source}:{line.group(1)}" if line else source
         raise SpecError(f"invalid TOML: {exc}", source=where) from None
-    return _Reader(text, source).read(data, default_name)
+    except RecursionError:
+        raise SpecError("arrays or tables nested too deeply for a spec", source=source) from None
+    try:
+        return _Reader(text, source).read(data, default_name)
+    except RecursionError:
+        raise SpecError("values nested too deeply for a spec", source=source) from None
 
 
 class _Reader:
@@ -98,6 +124,10 @@ class _Reader:
                 return i + 1
         return None
 
+    def _line_if(self, raw: Mapping[str, Any], key: str, after: int | None) -> int | None:
+        """The line of ``key`` when the table has it (the search costs a scan of the text)."""
+        return self.line_of(key, after) if key in raw else None
+
     def fail(self, message: str, line: int | None = None) -> SpecError:
         return SpecError(message + self.context, source=f"{self.source}:{line}" if line else self.source)
 
@@ -108,8 +138,8 @@ class _Reader:
                      line: int | None) -> tuple[tuple[Size, ...] | None, int | None]:
         """A block use's ``expect_shape`` (its output) and ``expect_params`` (everything in it)."""
         return (self._shape_value(raw.get("expect_shape"), self.symbols, f"{label}: expect_shape",
-                                  self.line_of("expect_shape", line)),
-                self._count(raw.get("expect_params"), f"{label}: expect_params", self.line_of("expect_params", line)))
+                                  self._line_if(raw, "expect_shape", line)),
+                self._count(raw.get("expect_params"), f"{label}: expect_params", self._line_if(raw, "expect_params", line)))
 
     def _check_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], what: str,
                     line: int | None = None) -> None:
@@ -160,9 +190,28 @@ class _Reader:
             source=self.source, name=name, description=description, input_shape=input_shape,
             symbols=MappingProxyType(symbols), layers=tuple(layers.values()), outputs=outputs, expect=expect,
             groups=tuple(expander.groups), blocks=tuple(expander.blocks),
-            train=MappingProxyType(self._table(data, "train")),
-            lint=MappingProxyType(self._table(data, "lint")),
+            train=MappingProxyType(self._settings(data, "train")),
+            lint=MappingProxyType(self._settings(data, "lint")),
         )
+
+    def _settings(self, data: dict[str, Any], name: str) -> dict[str, Any]:
+        """``[train]`` or ``[lint]``, checked now: a bad value is the spec's error, not a bench's."""
+        from archcalc.spec.settings import check_lint, check_train
+
+        table = self._table(data, name)
+        head = next((i + 1 for i, s in enumerate(self.lines) if re.match(rf"\s*\[\s*{name}\s*\]", s)), None)
+
+        def fail(message: str, key: str) -> SpecError:
+            return self.fail(message, self.line_of(key, head) or head)
+
+        if name == "train":
+            check_train(table, fail)
+        else:
+            from archcalc.analysis.lint import RULES  # the rule ids; imported here, when a spec has [lint]
+
+            if table:
+                check_lint(table, list(RULES), fail)
+        return table
 
     def _table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
         value = data.get(key, {})
@@ -253,6 +302,13 @@ class _Reader:
                             f"as in 'layer1.0.conv1'; {INPUT!r} names the model input), got {name!r}",
                             self.line_of("name", line))
         label = f"layer {index} {name!r} ({type_name})"
+        reserved = next((part for part in name.split(".") if part in MODULE_ATTRIBUTES or part.startswith("_")),
+                        None)
+        if reserved is not None:
+            why = ("a leading '_' marks torch's own attributes" if reserved.startswith("_")
+                   else f"{reserved!r} is an attribute of torch's nn.Module")
+            raise self.fail(f"{label}: the name part {reserved!r} cannot name a module: {why}; rename the "
+                            f"layer (e.g. {reserved.strip('_') + '_1'!r})", self.line_of("name", line) or line)
         inputs = self._inputs(raw, label, kind.arity, line, default_input, scope)
         if shared is not None:
             return self._shared_layer(index, name, raw, shared, inputs, symbols, line)
@@ -282,9 +338,9 @@ class _Reader:
             index=index, name=name, type=type_name, args=MappingProxyType(args),
             written=frozenset(k for k in raw if k not in LAYER_KEYS), inputs=inputs,
             expect_shape=self._shape_value(raw.get("expect_shape"), symbols, f"{label}: expect_shape",
-                                           self.line_of("expect_shape", line)),
+                                           self._line_if(raw, "expect_shape", line)),
             expect_params=self._count(raw.get("expect_params"), f"{label}: expect_params",
-                                      self.line_of("expect_params", line)),
+                                      self._line_if(raw, "expect_params", line)),
             trainable=self._bool(raw.get("trainable", True), f"{label}: trainable", line) and not self.frozen,
             line=line,
         )
@@ -322,16 +378,16 @@ class _Reader:
             index=index, name=name, type=original.type, args=original.args, written=original.written,
             inputs=inputs, same_as=original.name, trainable=original.trainable and not self.frozen, line=line,
             expect_shape=self._shape_value(raw.get("expect_shape"), symbols, f"{label}: expect_shape",
-                                           self.line_of("expect_shape", line)),
+                                           self._line_if(raw, "expect_shape", line)),
             expect_params=self._count(raw.get("expect_params"), f"{label}: expect_params",
-                                      self.line_of("expect_params", line)),
+                                      self._line_if(raw, "expect_params", line)),
         )
 
     def _inputs(self, raw: dict[str, Any], label: str, arity: int | None, line: int | None,
                 default_input: str, scope: Scope | None) -> tuple[str, ...]:
         """The nodes ``from`` names, each the model input, a layer above or a block use; default:
         the layer above (or the use above's output)."""
-        where = self.line_of("from", line)
+        where = self._line_if(raw, "from", line)
         if "from" not in raw:
             inputs: tuple[str, ...] = (default_input,)
         else:
