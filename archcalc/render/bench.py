@@ -9,10 +9,10 @@ from typing import Any
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
 from archcalc.bench.protocol import fmt_hms
 from archcalc.render.console import make_console
+from archcalc.render.escape import md_text, plain, visible
 
 COLUMNS = ("model", "optimizer", "head", "parameters", "test accuracy", "training time",
            "samples/s", "time/epoch (s)")
@@ -63,22 +63,22 @@ def comparison_table(doc: dict[str, Any]) -> Table:
         table.add_column(SHORT.get(name, name), justify="left" if name in ("model", "optimizer", "head") else "right",
                          no_wrap=name in ("model", "training time"))
     for row in table_rows(doc):
-        table.add_row(*(Text(cell) for cell in row))  # model names shown literally
+        table.add_row(*(plain(cell) for cell in row))  # model names shown literally
     return table
 
 
 def markdown_table(doc: dict[str, Any]) -> str:
     columns = _columns(doc)
-    lines = ["| " + " | ".join(columns) + " |",
+    lines = ["| " + " | ".join(md_text(c) for c in columns) + " |",
              "|" + "|".join(" --- " if c in ("model", "optimizer", "head") else " ---: " for c in columns) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(doc)]
-    return "\n".join(lines) + "\n\n" + caption(doc) + "\n"
+    lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in table_rows(doc)]
+    return "\n".join(lines) + "\n\n" + md_text(caption(doc), start=True) + "\n"
 
 
 def print_comparison(doc: dict[str, Any]) -> None:
     console = make_console()
     console.print(comparison_table(doc))
-    console.print(Text(caption(doc)))
+    console.print(plain(caption(doc)))
 
 
 @contextmanager
@@ -95,11 +95,12 @@ def run_progress() -> Iterator[Callable[[str], Callable[[dict[str, Any]], None]]
             return line
         yield plain
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
-               TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(),
+               TextColumn("epoch {task.completed}/{task.total}"), TextColumn("{task.fields[stats]}", markup=False),
+               TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         def bar(run_id: str) -> Callable[[dict[str, Any]], None]:
-            task = progress.add_task(run_id, total=None, stats="")
+            task = progress.add_task(visible(run_id), total=None, stats="")  # a model's name, as written
 
             def update(e: dict[str, Any]) -> None:
                 progress.update(task, completed=e["epoch"], total=e["epochs"],

@@ -13,24 +13,36 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from archcalc.render.escape import plain, visible
+
+
+class LiteralConsole(Console):
+    """A console on which every string is shown as written: no markup, no emoji codes, no
+    highlighting, and control characters escaped (``\\x1b``) so no name can drive the terminal.
+    Styles come only from Text objects built in render (see ``escape.plain``)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        kwargs.update(markup=False, emoji=False, highlight=False)
+        return super().render_str(visible(text), **kwargs)
+
 
 def make_console(stderr: bool = False) -> Console:
-    """A console that honours NO_COLOR and COLUMNS."""
+    """A console that honours NO_COLOR and COLUMNS and shows every string literally."""
     width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else None
-    return Console(stderr=stderr, width=width, highlight=False)
+    return LiteralConsole(stderr=stderr, width=width, highlight=False, markup=False, emoji=False)
 
 
 def error_line(message: str) -> None:
     """One line on stderr, never wrapped, so scripts and CI logs can grep it."""
-    make_console(stderr=True).print(Text(f"error: {message}", style="red"), soft_wrap=True)
+    make_console(stderr=True).print(plain(f"error: {message}", style="red"), soft_wrap=True)
 
 
 def warning_line(message: str) -> None:
-    make_console(stderr=True).print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+    make_console(stderr=True).print(plain(f"warning: {message}", style="yellow"), soft_wrap=True)
 
 
 def info_line(message: str) -> None:
-    make_console(stderr=True).print(Text(message, style="dim"), soft_wrap=True)
+    make_console(stderr=True).print(plain(message, style="dim"), soft_wrap=True)
 
 
 def print_json(document: Any) -> None:
@@ -44,9 +56,9 @@ def progress_reporter(description: str) -> Iterator[Callable[[int, int], None]]:
     if not console.is_terminal:
         yield lambda done, total: None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as progress:
-        task = progress.add_task(description, total=None)
+        task = progress.add_task(visible(description), total=None)
 
         def update(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)

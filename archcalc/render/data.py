@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 from rich import box
 from rich.table import Table
-from rich.text import Text
 
 from archcalc.data.arrays import SPLITS, SpeechData
 from archcalc.render.console import make_console
+from archcalc.render.escape import plain
 
 
 def data_document(data: SpeechData) -> dict[str, Any]:
@@ -50,14 +50,14 @@ def print_data_info(data: SpeechData, source: str | None = None) -> None:
     """The summary table; ``source`` replaces ``data.source`` in its title (shown literally)."""
     doc = data_document(data)
     console = make_console()
-    title = Text(f"{source or doc['source']}  (features {' x '.join(map(str, doc['feature_shape']))}, "
+    title = plain(f"{source or doc['source']}  (features {' x '.join(map(str, doc['feature_shape']))}, "
                  f"digest {doc['digest']})")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("split")
     table.add_column("n", justify="right")
     names = class_columns(data.classes)
     for name in names:
-        table.add_column(Text(name), justify="right")
+        table.add_column(plain(name), justify="right")
     for column in ("mean", "std", "min", "max"):
         table.add_column(column, justify="right")
     for split, row in doc["splits"].items():

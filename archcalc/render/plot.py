@@ -10,6 +10,17 @@ import numpy as np
 
 from archcalc.atomic import atomic_open
 from archcalc.data.arrays import SpeechData
+from archcalc.render.escape import visible
+
+# user text (names, class names) is drawn as written: no mathtext ($...$), no TeX even where a
+# matplotlibrc turns usetex on, and control characters escaped (they are not valid in SVG)
+LITERAL = {"parse_math": False, "usetex": False}
+
+
+def _literal_legend(ax: Any, **kwargs: Any) -> None:
+    for text in ax.legend(**kwargs).get_texts():
+        text.set_parse_math(False)
+        text.set_usetex(False)
 
 
 def _pyplot() -> Any:
@@ -45,7 +56,7 @@ def plot_examples(data: SpeechData, path: str | Path, per_class: int = 4, split:
             ax.set_xticks([])
             ax.set_yticks([])
             if col == 0:
-                ax.set_ylabel(name)
+                ax.set_ylabel(visible(name), **LITERAL)
     fig.suptitle(f"log-mel features ({split}): {x.shape[1]} frames x {x.shape[2]} mel bins")
     return save_figure(fig, path)
 
@@ -62,16 +73,17 @@ def plot_curves(doc: dict[str, Any], path: str | Path) -> Path:
             res = run["result"]
             c, name = res["curves"], {"sgd": "SGD", "adam": "Adam"}.get(res["optimizer"], res["optimizer"])
             color = colors.get(res["optimizer"])
+            name = visible(name)
             loss_ax.plot(c["iteration"], c["train_loss"], color=color, alpha=0.55, lw=1, label=f"{name} train")
             loss_ax.plot(c["val_iteration"], c["val_loss"], color=color, lw=1.8, label=f"{name} validation")
             acc_ax.plot(c["iteration"], c["train_acc"], color=color, alpha=0.55, lw=1, label=f"{name} train")
             acc_ax.plot(c["val_iteration"], c["val_acc"], color=color, lw=1.8, label=f"{name} validation")
-        loss_ax.set_title(f"{model}: loss")
-        acc_ax.set_title(f"{model}: accuracy")
+        loss_ax.set_title(f"{visible(model)}: loss", **LITERAL)
+        acc_ax.set_title(f"{visible(model)}: accuracy", **LITERAL)
         for ax in (loss_ax, acc_ax):
             ax.set_xlabel("iteration")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            _literal_legend(ax, fontsize=8)
         acc_ax.set_ylim(0, 1)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -168,13 +180,13 @@ def plot_network(analysis: Any, path: str | Path, depth: int | None = None) -> P
         ax.add_patch(FancyBboxPatch((x, 2.0), width, h, boxstyle="round,pad=0.02", color=_color(family),
                                     alpha=0.85))
         ax.text(x + width / 2, 2.05 + h, "×".join(str(s) for s in shape), ha="center", va="bottom",
-                fontsize=7, rotation=90)
+                fontsize=7, rotation=90, **LITERAL)
         if p:
             ph = 1.0 * math.log10(p + 1) / ptop
             ax.add_patch(Rectangle((x + 0.15, 1.8 - ph), width - 0.3, ph, color="#222222", alpha=0.7))
-            ax.text(x + width / 2, 1.75 - ph, f"{p:,}", ha="center", va="top", fontsize=6.5)
-        ax.text(x + width / 2, 0.35, f"{name}  {label}".strip(), ha="center", va="top", fontsize=7.5,
-                rotation=90)
+            ax.text(x + width / 2, 1.75 - ph, f"{p:,}", ha="center", va="top", fontsize=6.5, **LITERAL)
+        ax.text(x + width / 2, 0.35, visible(f"{name}  {label}".strip()), ha="center", va="top", fontsize=7.5,
+                rotation=90, **LITERAL)
     chain = all(b.sources == [prev] for b, prev in zip(boxes, ["input"] + [b.name for b in boxes], strict=False))
     if not chain:
         _edges(ax, boxes, 1.3, width)
@@ -183,8 +195,8 @@ def plot_network(analysis: Any, path: str | Path, depth: int | None = None) -> P
     ax.axis("off")
     total = analysis.value(analysis.total_params)
     folded = f", depth {depth}" if depth is not None else ""
-    ax.set_title(f"{analysis.spec.name}{folded}: box height = output size (log scale), dark bar = parameters "
-                 f"(log scale); {total:,} parameters", fontsize=10)
+    ax.set_title(f"{visible(analysis.spec.name)}{folded}: box height = output size (log scale), dark bar = "
+                 f"parameters (log scale); {total:,} parameters", fontsize=10, **LITERAL)
     fmt = "svg" if str(path).lower().endswith(".svg") else "png"
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format=fmt, dpi=120, bbox_inches="tight")

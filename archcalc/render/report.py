@@ -1,11 +1,14 @@
 """Derivation reports in Markdown and LaTeX: the calculation sections of a course report.
 
 One document model (a list of blocks), two writers, so both formats always hold the same numbers.
+The blocks hold user text (names, descriptions) raw; each writer escapes it for its own format, and
+math holds it apart (a ``MathLine``'s label), never inside LaTeX that archcalc wrote.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +16,22 @@ from typing import Any
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.layers.conv import AXES
 from archcalc.layers.registry import shape_words
+from archcalc.render.escape import mathjax_text_safe, md_text, tex_path_safe, tex_text, visible
 from archcalc.symbolic import Size, is_number, sp
 
 
 @dataclass
 class Block:
-    kind: str  # heading, text, list, table, math, figure
+    kind: str  # heading, subheading, text, list, table, math, math_lines, figure
     content: Any
+
+
+@dataclass(frozen=True)
+class MathLine:
+    """One displayed equation: a label in words (user text: a layer's name) and archcalc's LaTeX."""
+
+    label: str
+    body: str
 
 
 def _latex(size: Size) -> str:
@@ -40,7 +52,7 @@ def _window(row: LayerResult) -> tuple[tuple[int, ...], ...] | None:
     return None if row.shared_with else row.kind.window(row.args)
 
 
-def size_steps(analysis: Analysis) -> list[str]:
+def size_steps(analysis: Analysis) -> list[MathLine]:
     """One LaTeX equation per conv/pool axis: the floor formula with the layer's numbers."""
     steps = []
     for row in analysis.layers:
@@ -60,8 +72,12 @@ def size_steps(analysis: Analysis) -> list[str]:
                         else rf"\left\lfloor {inner} \right\rfloor + 1")
             value = analysis.value(out)
             tail = f" = {value}" if not is_number(out) and is_number(value) else ""
-            steps.append(rf"\text{{{row.name}, {name}: }} {body} = {_latex(out)}{tail}")
+            steps.append(MathLine(f"{row.name}, {name}: ", rf"{body} = {_latex(out)}{tail}"))
     return steps
+
+
+# a formula and the words after it, "2*32 (weight and bias)": the words are set as text, not math
+_FORMULA_WORDS = re.compile(r"(.*?)(?:\s+\(([A-Za-z][A-Za-z ,]*)\))?")
 
 
 def param_terms(analysis: Analysis) -> list[tuple[str, str, Size]]:
@@ -74,7 +90,8 @@ def param_terms(analysis: Analysis) -> list[tuple[str, str, Size]]:
             m, n = row.in_shape[-1], row.args["out_features"]
             formula = rf"({_latex(m)} + 1) \cdot {n}"
         else:
-            formula = row.params_formula.replace("*", r" \cdot ")
+            formula, words = _FORMULA_WORDS.fullmatch(row.params_formula).groups()  # type: ignore[union-attr]
+            formula = formula.replace("*", r" \cdot ") + (rf" \;\text{{({words})}}" if words else "")
         terms.append((row.name, formula, row.params))
     return terms
 
@@ -83,7 +100,7 @@ def build_document(analysis: Analysis, bench_dir: Path | None, out_path: Path | 
     spec = analysis.spec
     blocks = [Block("heading", f"{spec.name}: architecture and derivations")]
     if spec.description:
-        blocks.append(Block("text", spec.description + "."))
+        blocks.append(Block("text", " ".join(spec.description.split()) + "."))  # prose: one paragraph
     blocks.append(Block("text", f"Input: {shape_words(analysis.input_shape)} per sample (batch axis not shown)."))
     blocks.append(Block("subheading", "Layers"))
     if analysis.is_sequential:
@@ -173,7 +190,7 @@ def _params(analysis: Analysis) -> list[Block]:
     blocks = [Block("subheading", "Parameters"),
               Block("text", "A convolution with a K_x × K_y kernel has K_x K_y C_in C_out weights and C_out "
                             "biases; a linear layer from m to n features has (m + 1) n parameters.")]
-    blocks.append(Block("math_lines", [rf"\text{{{name}: }} {formula} = {_latex(value)}"
+    blocks.append(Block("math_lines", [MathLine(f"{name}: ", f"{formula} = {_latex(value)}")
                                        for name, formula, value in terms]))
     total = analysis.value(analysis.total_params)
     sum_text = " + ".join(_latex(analysis.value(v)) for _, _, v in terms)
@@ -199,39 +216,45 @@ def _bench(bench_dir: Path, out_path: Path | None) -> list[Block]:
 
 # --------------------------------------------------------------------------- writers
 
+def _md_math(line: MathLine) -> str:
+    """A labelled equation for GitHub: MathJax's ``\\text{}`` has no escapes, so a label that is not
+    plain words goes before the equation, as Markdown text."""
+    if mathjax_text_safe(line.label):
+        return f"$$\n\\text{{{line.label}}} {line.body}\n$$"
+    return f"{md_text(line.label.strip(), start=True)}\n\n$$\n{line.body}\n$$"
+
+
+def _md_link(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(visible(path).replace(os.sep, "/"), safe="/._-~")
+
+
 def to_markdown(blocks: list[Block]) -> str:
     out: list[str] = []
     for block in blocks:
         if block.kind == "heading":
-            out.append(f"# {block.content}\n")
+            out.append(f"# {md_text(block.content)}\n")
         elif block.kind == "subheading":
-            out.append(f"## {block.content}\n")
+            out.append(f"## {md_text(block.content)}\n")
         elif block.kind == "text":
-            out.append(f"{block.content}\n")
+            out.append(f"{md_text(block.content, start=True)}\n")
         elif block.kind == "list":
-            out.append("\n".join(f"{i}. {item}" for i, item in enumerate(block.content, 1)) + "\n")
+            out.append("\n".join(f"{i}. {md_text(item, start=True)}" for i, item in enumerate(block.content, 1))
+                       + "\n")
         elif block.kind == "math":
             out.append(f"$$\n{block.content}\n$$\n")
         elif block.kind == "math_lines":
-            out.append("\n\n".join(f"$$\n{line}\n$$" for line in block.content) + "\n")  # GitHub needs blank lines
+            out.append("\n\n".join(_md_math(line) for line in block.content) + "\n")  # GitHub needs blank lines
         elif block.kind == "table":
             header, rows = block.content
-            lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            lines = ["| " + " | ".join(md_text(h) for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+            lines += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows]
             out.append("\n".join(lines) + "\n")
         elif block.kind == "figure":
             path, text = block.content
-            out.append(f"![{text}]({path})\n\n*Figure: {text}*\n")
+            out.append(f"![{md_text(text)}]({_md_link(path)})\n\n*Figure: {md_text(text)}*\n")
     return "\n".join(out)
-
-
-_TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-               "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "→": r"$\rightarrow$", "×": r"$\times$",
-               "—": "---"}
-
-
-def tex_escape(text: str) -> str:
-    return "".join(_TEX_ESCAPE.get(ch, ch) for ch in text)
 
 
 def to_latex(blocks: list[Block]) -> str:
@@ -239,28 +262,36 @@ def to_latex(blocks: list[Block]) -> str:
            r"\usepackage{graphicx}", r"\usepackage[margin=2cm]{geometry}", r"\begin{document}"]
     for block in blocks:
         if block.kind == "heading":
-            out.append(rf"\section*{{{tex_escape(block.content)}}}")
+            out.append(rf"\section*{{{tex_text(block.content)}}}")
         elif block.kind == "subheading":
-            out.append(rf"\subsection*{{{tex_escape(block.content)}}}")
+            out.append(rf"\subsection*{{{tex_text(block.content)}}}")
         elif block.kind == "text":
-            out.append(tex_escape(block.content) + "\n")
-        elif block.kind == "list":
-            out.append(r"\begin{enumerate}" + "".join(rf" \item {tex_escape(i)}" for i in block.content)
+            out.append(tex_text(block.content) + "\n")
+        elif block.kind == "list":  # \item{} so that a leading [ is text, not an optional label
+            out.append(r"\begin{enumerate}" + "".join(rf" \item{{}} {tex_text(i)}" for i in block.content)
                        + r" \end{enumerate}")
         elif block.kind == "math":
             out.append(rf"\[ {block.content} \]")
         elif block.kind == "math_lines":
-            out.append(r"\begin{gather*}" + r" \\ ".join(block.content) + r"\end{gather*}")
+            lines = [rf"\text{{{tex_text(line.label)}}} {line.body}" for line in block.content]
+            out.append(r"\begin{gather*}" + r" \\ ".join(lines) + r"\end{gather*}")
         elif block.kind == "table":
             header, rows = block.content
             spec = "l" * len(header)
-            body = [" & ".join(tex_escape(h) for h in header) + r" \\ \hline"]
-            body += [" & ".join(tex_escape(c) for c in row) + r" \\" for row in rows]
+            body = [" & ".join(tex_text(h) for h in header) + r" \\ \hline"]
+            body += [" & ".join(tex_text(c) for c in row) + r" \\" for row in rows]
             out.append(rf"\begin{{center}}\small\begin{{tabular}}{{{spec}}}\hline " + "\n".join(body)
                        + r" \hline\end{tabular}\end{center}")
         elif block.kind == "figure":
             path, text = block.content
-            out.append(r"\begin{figure}[h]\centering" + rf"\includegraphics[width=\linewidth]{{{path}}}"
-                       + rf"\caption{{{tex_escape(text)}}}\end{{figure}}")
+            out.append(_tex_figure(path, text))
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"
+
+
+def _tex_figure(path: str, text: str) -> str:
+    """The figure, or where it is when its path holds characters ``\\includegraphics`` would misread."""
+    if tex_path_safe(path.replace(os.sep, "/")):
+        return (r"\begin{figure}[h]\centering" + rf"\includegraphics[width=\linewidth]{{{path.replace(os.sep, '/')}}}"
+                + rf"\caption{{{tex_text(text)}}}\end{{figure}}")
+    return tex_text(f"Figure: {text} See {path} (not included: LaTeX cannot read this path as written).") + "\n"

@@ -13,6 +13,7 @@ from rich.text import Text
 from archcalc.analysis import Analysis, LayerResult
 from archcalc.analysis.expectations import CheckResult
 from archcalc.render.console import make_console
+from archcalc.render.escape import plain, visible
 from archcalc.symbolic import Size, compact_shape, compact_str, is_number, shape_str, size_str
 
 
@@ -337,18 +338,30 @@ def checks_table(spec_name: str, results: Iterable[CheckResult]) -> Table:
     for r in results:
         status = Text("ok", style="green") if r.ok else Text("FAILED", style="bold red")
         if r.note:
-            status.append(f" ({r.note})", style="dim")
+            status.append(visible(f" ({r.note})"), style="dim")
         table.add_row(_short_label(r.layer), r.what, r.expected, r.actual, status)
     return table
 
 
 def _short_label(label: str) -> str:
     """``layer 1 'conv1' (Conv2d)`` -> ``1 conv1``, to keep check tables narrow."""
-    match = re.fullmatch(r"layer (\d+) '(.*)' \((\w+)\)", label)
+    match = re.fullmatch(r"layer (\d+) (['\"])(.*)\2 \((\w+)\)", label)
     if match:
-        return f"{match.group(1)} {match.group(2)}"
-    block = re.fullmatch(r"block '(.*)' \((.*)\)", label)
-    return f"{block.group(1)} ({block.group(2)})" if block else label
+        return f"{match.group(1)} {_unrepr(match.group(3))}"
+    block = re.fullmatch(r"block (['\"])(.*)\1 \((.*)\)", label)
+    return f"{_unrepr(block.group(2))} ({block.group(3)})" if block else label
+
+
+_REPR_ESCAPE = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[\\'\"nrt])")
+
+
+def _unrepr(text: str) -> str:
+    """The name inside a label that quotes it as Python's repr does (``'a\\\\b'`` -> ``a\\b``): shown
+    as written, its control characters escaped once by the console."""
+    def one(match: re.Match[str]) -> str:
+        code = match.group(1)
+        return {"n": "\n", "r": "\r", "t": "\t"}.get(code) or (chr(int(code[1:], 16)) if len(code) > 1 else code)
+    return _REPR_ESCAPE.sub(one, text)
 
 
 def print_checks(groups: list[tuple[str, list[CheckResult]]], errors: list[str]) -> None:
@@ -356,7 +369,7 @@ def print_checks(groups: list[tuple[str, list[CheckResult]]], errors: list[str])
     for name, results in groups:
         console.print(checks_table(name, results))
     for message in errors:
-        console.print(Text(f"error: {message}", style="red"), soft_wrap=True)
+        console.print(plain(f"error: {message}", style="red"), soft_wrap=True)
     console.print(summary_line(groups, errors))
 
 
