@@ -313,7 +313,7 @@ def test_bad_optimizer_flags(tmp_path, args, message):
 def test_negative_train_values_are_refused(tmp_path, write_spec):
     spec = write_spec((SPECS / "speech_ffnn.toml").read_text() + "\n[train]\nsgd_lr = -0.1\n")
     result = invoke("bench", "--data", tiny_npz(tmp_path), "--spec", spec, "--out", tmp_path / "r")
-    assert result.exit_code == 2 and "[train] sgd_lr must be a number >= 0, got -0.1" in result.stderr
+    assert result.exit_code == 2 and "[train] sgd_lr must be a finite number >= 0, got -0.1" in result.stderr
 
 
 # --------------------------------------------------------------------------- messages
