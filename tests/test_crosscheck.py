@@ -214,3 +214,35 @@ def test_a_layer_torch_refuses_to_build_is_named(monkeypatch):
     assert "torch refused it: TypeError" in failed[0].actual
     with pytest.raises(archcalc.errors.TorchRefusedError, match="layer 8 'fc1' .*torch refused it"):
         build(analysis.spec)
+
+
+MULTI = """[input]
+shape = ["C", "H", "W"]
+[[layers]]
+type = "Conv2d"
+out_channels = 4
+kernel_size = 3
+[[layers]]
+type = "Flatten"
+[[layers]]
+type = "Linear"
+in_features = IN
+out_features = 2
+"""
+
+
+def test_cross_check_points_meet_every_condition(write_spec):
+    """(4*H - 8)*(W - 2) == 100 ties H and W: every point checked must satisfy it."""
+    from archcalc.pytorch.crosscheck import check_points
+
+    analysis = analyze(load_spec(write_spec(MULTI.replace("IN", "100"))))
+    points = check_points(analysis)
+    assert points and all((4 * p["H"] - 8) * (p["W"] - 2) == 100 for p in points)
+
+
+def test_no_point_meeting_the_conditions_is_said_not_failed(cli, write_spec):
+    """(4*H - 8)*(W - 2) == 97 has no solution (97 is odd): not cross-checked, and said so."""
+    result = cli("check", write_spec(MULTI.replace("IN", "97")))
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())
+    assert "not cross-checked" in flat and "FAILED" not in flat

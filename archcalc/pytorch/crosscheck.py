@@ -67,7 +67,7 @@ def check_points(analysis: Analysis, extra: int = 3) -> list[dict[str, int]]:
         found = _valid_near(analysis, point, unbound)
         if found is not None and found not in points:
             points.append(found)
-    return points or [_first_point(analysis, unbound)]
+    return points  # empty: no point near the smallest valid sizes meets every condition
 
 
 def _valid_near(analysis: Analysis, point: dict[str, int], unbound: list[str],
@@ -95,10 +95,6 @@ def _search_pairs(analysis: Analysis, point: dict[str, int], unbound: list[str],
     return None
 
 
-def _first_point(analysis: Analysis, unbound: list[str]) -> dict[str, int]:
-    return {**analysis.values, **{n: analysis.ranges[n].lo for n in unbound}}
-
-
 def crosscheck(analysis: Analysis, model: Any = None) -> CrossCheckReport:
     """Build the model (or take ``model``), run it and compare every node and the totals.
 
@@ -114,6 +110,16 @@ def crosscheck(analysis: Analysis, model: Any = None) -> CrossCheckReport:
         raise TorchMissingError(f"torchinfo cannot be imported ({exc}); install it with "
                                 "pip install 'archcalc[torch]' (or use --no-torch)") from None
     report = CrossCheckReport(points=check_points(analysis))
+    if not report.points:
+        unbound = [s for s in analysis.symbols if s not in analysis.values]
+        conditions = "; ".join(c.text() for c in analysis.unsolved) or "the ranges"
+        report.results.append(CheckResult(
+            analysis.spec.source, "model", "torch", "a point meeting every condition",
+            f"none found for {', '.join(unbound)}", True,
+            f"not cross-checked: no values near the smallest valid ones satisfy {conditions}; "
+            "give values with --set"))
+        report.marks = {node.name: "skipped" for node in analysis.layers}
+        return report
     mismatches: dict[str, CheckResult] = {}
     totals: list[CheckResult] = []
     for point in report.points:
