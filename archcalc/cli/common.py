@@ -205,20 +205,32 @@ def verified_marks(analysis: Any) -> dict[str, str]:
     return report.row_marks()
 
 
-def writable_path(path: Path) -> Path:
-    """Refuse an output path whose folder cannot be written, before any work is done."""
+def writable_path(path: Path, flag: str = "--out") -> Path:
+    """Refuse an output path that cannot be written, before any work is done: a folder in the
+    way, a file where a folder should be, a folder that cannot be created or written (``/proc``).
+    Writing is tried for real (a probe file, removed at once): permissions alone do not tell."""
     import os
+    import tempfile
 
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise UsageError(f"--out {path}: is a directory; give a file name such as {path / 'data.npz'}")
-    if folder.exists() and not os.access(folder, os.W_OK):
-        raise UsageError(f"--out {path}: the folder {folder} is not writable")
+        raise UsageError(f"{flag} {path}: is a directory; give a file name in it")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a folder")
     if not folder.exists():
         try:
             folder.mkdir(parents=True)
         except OSError as exc:
-            raise UsageError(f"--out {path}: cannot create the folder {folder} ({exc.strerror})") from None
+            raise UsageError(f"{flag} {path}: cannot create the folder {folder} ({exc.strerror})") from None
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".archcalc-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write in the folder {folder} ({exc.strerror})") from None
     return path
 
 

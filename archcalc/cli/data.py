@@ -90,11 +90,13 @@ def data_info(file: Annotated[Path | None, typer.Argument(
     """Split sizes, class balance and feature statistics of a data set."""
     from archcalc.render.data import data_document, home_relative, print_data_info
 
+    if png is not None:
+        writable_path(png, "--png")
     data = load_data_or_default(file)
     if png is not None:
         from archcalc.render.plot import plot_examples
 
-        plot_examples(data, writable_path(png))
+        plot_examples(data, png)
     if json_:
         render.print_json(data_document(data))
     else:

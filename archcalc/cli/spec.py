@@ -248,6 +248,8 @@ def report(spec: SpecArg = None,
         raise UsageError(f"--format {format_!r}: use md or tex")
     if bench_dir is not None and not (bench_dir / "results.json").is_file():
         raise UsageError(f"--bench {bench_dir}: no results.json there (run archcalc bench --out {bench_dir})")
+    if out is not None:
+        writable_path(out)
     analysis = load_analysis(spec, set_)
     blocks = build_document(analysis, bench_dir, out)
     text = to_markdown(blocks) if format_ == "md" else to_latex(blocks)
@@ -256,7 +258,7 @@ def report(spec: SpecArg = None,
 
         sys.stdout.write(text)
         return
-    write_text(writable_path(out), text)
+    write_text(out, text)
     render.make_console().print(f"wrote {out}", markup=False)
 
 
@@ -289,8 +291,9 @@ def draw(spec: SpecArg = None,
 
     if out.suffix.lower() not in (".svg", ".png"):
         raise UsageError(f"--out {out}: the file must end in .svg or .png")
+    writable_path(out)
     analysis = load_analysis(spec, set_)
     if not analysis.bound:
         raise UsageError("the diagram needs numbers: give every symbol a value with --set or [symbols]")
-    plot_network(analysis, writable_path(out), depth)
+    plot_network(analysis, out, depth)
     render.make_console().print(f"wrote {out}", markup=False)
