@@ -21,6 +21,16 @@ def invoke(*args: str, env: dict[str, str] | None = None):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+def fails(cli, path, *args, code=2) -> str:
+    """``archcalc shapes PATH``: exit ``code`` with one ``error:`` line on stderr and no traceback."""
+    result = cli("shapes", path, *args)
+    assert result.exit_code == code, result.output
+    err = result.stderr.strip()
+    assert err.startswith("error: "), err
+    assert "\n" not in err and "Traceback" not in result.output
+    return err
+
+
 @pytest.fixture
 def cli():
     return invoke

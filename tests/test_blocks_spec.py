@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import fails
 
 import archcalc
 from archcalc.errors import SpecError
@@ -47,15 +48,6 @@ def use(**keys: object) -> str:
     lines = ["[[layers]]"] + [f"{k} = {v!r}".replace("'", '"') if not isinstance(v, str) or not v.startswith("{")
                               else f"{k} = {v}" for k, v in keys.items()]
     return "\n".join(lines).replace("True", "true").replace("False", "false") + "\n"
-
-
-def fails(cli, path, *args, code=2):
-    result = cli("shapes", path, *args)
-    assert result.exit_code == code, result.output
-    err = result.stderr.strip()
-    assert err.startswith("error: "), err
-    assert "\n" not in err and "Traceback" not in result.output
-    return err
 
 
 # --------------------------------------------------------------------------- expansion

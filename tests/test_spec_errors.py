@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import fails
 
 HEAD = '[input]\nshape = [1, 101, 40]\n'
 CONV = '[[layers]]\nname = "conv1"\ntype = "Conv2d"\nout_channels = 8\nkernel_size = 5\n'
-
-
-def fails(cli, path, *args, code=2):
-    result = cli("shapes", path, *args)
-    assert result.exit_code == code, result.output
-    err = result.stderr.strip()
-    assert err.startswith("error: "), err
-    assert "\n" not in err and "Traceback" not in result.output
-    return err
 
 
 def test_toml_syntax_error_names_the_line(cli, write_spec):
