@@ -210,7 +210,7 @@ def _answer(analysis: Analysis, target: Target, symbol: str | None, others: dict
     depends = free_names(expr)
     if symbol is None or valid is None or depends != {symbol}:
         return TargetAnswer(target, axis, expr, None, f"depends on {', '.join(sorted(depends))}: no exact "
-                            "answer for one symbol; bind the others with --set")
+                            "answer for one symbol; give the others values first")
     found = solve_equal(expr, symbol, target.size)
     if found is None:
         return TargetAnswer(target, axis, expr, None, "no value reaches it exactly")

@@ -108,7 +108,7 @@ def crosscheck(analysis: Analysis, model: Any = None) -> CrossCheckReport:
         import torchinfo
     except ImportError as exc:
         raise TorchMissingError(f"torchinfo cannot be imported ({exc}); install it with "
-                                "pip install 'archcalc[torch]' (or use --no-torch)") from None
+                                "pip install 'archcalc[torch]'") from None
     report = CrossCheckReport(points=check_points(analysis))
     if not report.points:
         unbound = [s for s in analysis.symbols if s not in analysis.values]
