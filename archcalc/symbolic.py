@@ -9,6 +9,7 @@ so an expression does not grow with the depth of the network.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
@@ -69,13 +70,30 @@ def free_names(size: Size) -> set[str]:
 
 def size_str(size: Size) -> str:
     """The text of a size: digits, or sympy's printing of the expression."""
-    return str(size) if isinstance(size, int) else _expr_str(size)
+    return int_str(size) if isinstance(size, int) else _expr_str(size)
+
+
+# int() prints at most 4300 digits: a larger number (a product of many symbols at large values)
+# is shown by its magnitude
+_PRINTABLE_BITS = 14_000
+
+
+def int_str(n: int, grouped: bool = False) -> str:
+    """``n`` in digits (``1,234`` when grouped), or ``~10^k`` beyond 4,200 digits."""
+    if n.bit_length() > _PRINTABLE_BITS:
+        k = int((n.bit_length() - 1) * math.log10(2))  # floor(log10|n|), or one below it
+        k += abs(n) >= 10 ** (k + 1)
+        return f"{'-' if n < 0 else ''}~10^{k}"
+    return f"{n:,}" if grouped else str(n)
 
 
 @lru_cache(maxsize=4096)
 def _expr_str(expr: Any) -> str:
     # a size is printed several times (a row's input is the previous row's output): print once
-    return str(expr)
+    try:
+        return str(expr)
+    except ValueError:  # a coefficient beyond int()'s 4300 printable digits
+        return "(an expression with a number over 4,200 digits)"
 
 
 def shape_str(shape: Iterable[Size]) -> str:
@@ -99,12 +117,15 @@ def _compact_printer() -> Any:
 
 
 def compact_str(size: Size) -> str:
-    return str(size) if isinstance(size, int) else _compact_expr_str(size)
+    return int_str(size) if isinstance(size, int) else _compact_expr_str(size)
 
 
 @lru_cache(maxsize=4096)
 def _compact_expr_str(expr: Any) -> str:
-    return _compact_printer().doprint(expr)
+    try:
+        return str(_compact_printer().doprint(expr))
+    except ValueError:
+        return _expr_str(expr)
 
 
 def compact_shape(shape: Iterable[Size]) -> str:
@@ -203,6 +224,132 @@ def floor_out(n: Size, k: int, s: int = 1, p: int = 0, d: int = 1, ceil_mode: bo
     return as_size(floor_div(n, offset, s) + 1)
 
 
+# --------------------------------------------------------------------------- proof of equality
+
+# A normal form: a polynomial over atoms, each a symbol ("s", name) or a normalized floor
+# ("f", ((name, c), ...), f) meaning floor(sum c*name + f) with 0 < c < 1 and f the smallest
+# offset giving the same floor. Equal normal forms prove two sizes equal for every integer value;
+# different ones prove nothing (floor(T/2) + floor((T+1)/2) == T). Building one is linear in the
+# expression's size, where sympy's simplify is exponential in the depth of nested floors.
+MAX_TERMS = 256  # a larger normal form is not built: the comparison falls back to evaluation
+MAX_POWER = 1000
+
+_Atom = tuple[Any, ...]
+_Monomial = tuple[tuple[_Atom, int], ...]
+_Poly = dict[_Monomial, Fraction]
+
+
+class _NoNormalForm(Exception):
+    """The expression is outside what the normal form covers, or too large."""
+
+
+def proven_equal(a: Size, b: Size) -> bool:
+    """True when ``a == b`` is proven for every value of the symbols (False: not proven)."""
+    try:
+        return _normal(a) == _normal(b)
+    except _NoNormalForm:
+        return False
+
+
+def _normal(x: Any) -> _Poly:
+    if isinstance(x, int) or x.is_Rational:
+        q = Fraction(int(x)) if isinstance(x, int) else Fraction(int(x.p), int(x.q))
+        return {(): q} if q else {}
+    if x.is_Symbol:
+        return {((("s", x.name), 1),): Fraction(1)}
+    if x.is_Add:
+        out: _Poly = {}
+        for arg in x.args:
+            out = _add(out, _normal(arg))
+        return out
+    if x.is_Mul:
+        out = {(): Fraction(1)}
+        for arg in x.args:
+            out = _mul(out, _normal(arg))
+        return out
+    if x.is_Pow and x.exp.is_Integer and 0 < int(x.exp) <= MAX_POWER:
+        base, out = _normal(x.base), {(): Fraction(1)}
+        for _ in range(int(x.exp)):
+            out = _mul(out, base)
+        return out
+    if isinstance(x, sp.floor):
+        return _floor(_normal(x.args[0]))
+    if isinstance(x, sp.ceiling):
+        return _ceil(_normal(x.args[0]))
+    raise _NoNormalForm
+
+
+def _add(p: _Poly, q: _Poly) -> _Poly:
+    out = dict(p)
+    for m, c in q.items():
+        total = out.get(m, Fraction(0)) + c
+        if total:
+            out[m] = total
+        else:
+            out.pop(m, None)
+    if len(out) > MAX_TERMS:
+        raise _NoNormalForm
+    return out
+
+
+def _mul(p: _Poly, q: _Poly) -> _Poly:
+    if len(p) * len(q) > 4 * MAX_TERMS:
+        raise _NoNormalForm
+    out: _Poly = {}
+    for m1, c1 in p.items():
+        for m2, c2 in q.items():
+            powers = dict(m1)
+            for atom, k in m2:
+                powers[atom] = powers.get(atom, 0) + k
+            m = tuple(sorted(powers.items()))
+            out[m] = out.get(m, Fraction(0)) + c1 * c2
+    return _add({}, out)  # drops cancelled terms, checks the size
+
+
+def _frac_floor(q: Fraction) -> int:
+    return q.numerator // q.denominator
+
+
+def _ceil(p: _Poly) -> _Poly:
+    """``ceil(p) == floor(p + (D-1)/D)``: every value of p is a multiple of 1/D."""
+    d = math.lcm(*(c.denominator for c in p.values())) if p else 1
+    return _floor(_add(p, {(): Fraction(d - 1, d)}))
+
+
+def _floor(p: _Poly) -> _Poly:
+    """floor(p): integer parts out (atoms are integers), the fractional rest as one floor atom."""
+    whole: _Poly = {}
+    rest: _Poly = {}
+    for m, c in p.items():
+        i = _frac_floor(c)
+        if i:
+            whole[m] = Fraction(i)
+        if c != i:
+            rest[m] = c - i
+    f = rest.pop((), Fraction(0))
+    if not rest:
+        return whole
+    floors = [m for m in rest if m[0][0][0] == "f"]
+    if any(len(m) != 1 or m[0][1] != 1 for m in rest) or len(floors) > 1:
+        raise _NoNormalForm  # a product, a power or two floors under one floor
+    if floors:
+        # floor(F/s + y/s) == floor((x + floor(y))/s) for F == floor(x), integer s: the nested
+        # floor merges into one over x when y's symbol terms are integers
+        (atom, _), = floors[0]
+        a = rest.pop(floors[0])
+        s = a.denominator
+        if a.numerator != 1 or any((c * s).denominator != 1 for c in rest.values()):
+            raise _NoNormalForm
+        inner: _Poly = {((("s", name), 1),): c for name, c in atom[1]}
+        inner = _add(inner, {(): atom[2] + _frac_floor(f * s)})
+        inner = _add(inner, {m: c * s for m, c in rest.items()})
+        return _add(whole, _floor({m: c / s for m, c in inner.items()}))
+    d = math.lcm(*(c.denominator for c in rest.values()))
+    coeffs = tuple(sorted((m[0][0][1], c) for m, c in rest.items()))
+    atom = ("f", coeffs, Fraction(_frac_floor(f * d), d))
+    return _add(whole, {((atom, 1),): Fraction(1)})
+
+
 # --------------------------------------------------------------------------- solving monotone conditions
 
 def smallest_at_least(expr: Size, name: str, target: int, limit: int = 2**256) -> int | None:
@@ -253,7 +400,13 @@ def solve_equal(expr: Size, name: str, target: int) -> tuple[int, int] | None:
 
 # --------------------------------------------------------------------------- safe expression parser
 
-_TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|[-+*/(),]))")
+# bounds on user text, so that no expression can exhaust the stack, int() or sympy: the digit bound
+# is the one the CLI's --set uses (far above any real size, far below int()'s 4300-digit limit)
+MAX_TEXT = 1000
+MAX_DIGITS = 100
+MAX_DEPTH = 100
+
+_TOKEN = re.compile(r"\s*(?:([0-9]+)|([A-Za-z_][A-Za-z0-9_]*)|(//|[-+*/(),]))")
 
 
 class ExprSyntaxError(ValueError):
@@ -263,14 +416,23 @@ class ExprSyntaxError(ValueError):
 def parse_size_expr(text: str, allowed: Iterable[str]) -> Size:
     """Parse ``+ - * / //``, parentheses, integers, symbols, ``floor()`` and ``ceil()``.
 
-    A hand-written recursive-descent parser: user text never reaches eval or sympify.
+    A hand-written recursive-descent parser: user text never reaches eval or sympify. Text longer
+    than MAX_TEXT characters, numbers over MAX_DIGITS digits, nesting deeper than MAX_DEPTH levels
+    (parentheses and signs) and a divisor that is not a number are refused.
     """
+    if len(text) > MAX_TEXT:
+        raise ExprSyntaxError(f"expression longer than {MAX_TEXT} characters ({len(text)})")
     tokens = _tokenize(text)
     parser = _Parser(tokens, set(allowed), text)
     value = parser.expression()
     if parser.pos != len(tokens):
-        raise ExprSyntaxError(f"unexpected {tokens[parser.pos]!r} in {text!r}")
+        raise ExprSyntaxError(f"unexpected {_quote(tokens[parser.pos])} in {parser.quoted}")
     return as_size(value)
+
+
+def _quote(text: str) -> str:
+    """``repr(text)``, shortened in the middle when long: an error stays a readable line."""
+    return repr(text) if len(text) <= 80 else f"{text[:40]!r}...{text[-30:]!r}"
 
 
 def _tokenize(text: str) -> list[str]:
@@ -280,8 +442,12 @@ def _tokenize(text: str) -> list[str]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match:
-            raise ExprSyntaxError(f"unexpected character {text[pos:].strip()[0]!r} in {text!r}")
-        tokens.append(next(g for g in match.groups() if g is not None))
+            raise ExprSyntaxError(f"unexpected character {text[pos:].strip()[0]!r} in {_quote(text)}")
+        token = next(g for g in match.groups() if g is not None)
+        if match.group(1) and len(token) > MAX_DIGITS:
+            raise ExprSyntaxError(f"a number with {len(token)} digits in {_quote(text)}; "
+                                  f"at most {MAX_DIGITS} digits")
+        tokens.append(token)
         pos = match.end()
     if not tokens:
         raise ExprSyntaxError("empty expression")
@@ -290,7 +456,8 @@ def _tokenize(text: str) -> list[str]:
 
 class _Parser:
     def __init__(self, tokens: list[str], allowed: set[str], text: str) -> None:
-        self.tokens, self.allowed, self.text, self.pos = tokens, allowed, text, 0
+        self.tokens, self.allowed, self.text, self.pos, self.depth = tokens, allowed, text, 0, 0
+        self.quoted = _quote(text)
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -299,7 +466,7 @@ class _Parser:
         token = self.peek()
         if token is None or (expected is not None and token != expected):
             want = repr(expected) if expected else "a value"
-            raise ExprSyntaxError(f"expected {want} in {self.text!r}")
+            raise ExprSyntaxError(f"expected {want} in {self.quoted}")
         self.pos += 1
         return token
 
@@ -317,23 +484,34 @@ class _Parser:
             op = self.take()
             rhs = self.unary()
             if op != "*" and rhs == 0:
-                raise ExprSyntaxError(f"division by zero in {self.text!r}")
+                raise ExprSyntaxError(f"division by zero in {self.quoted}")
+            if op != "*" and not rhs.is_Rational:
+                # a symbolic divisor is zero or negative for some values: sizes divide by numbers
+                raise ExprSyntaxError(f"division by {_expr_str(rhs)!r}, which is not a number, "
+                                      f"in {self.quoted}")
             if op == "*":
                 value = value * rhs
             elif op == "/":
                 value = value / rhs
             else:
-                value = sp.floor(value / rhs)
+                value = _rounded(value / rhs, up=False)
         return value
 
     def unary(self) -> sp.Expr:
-        if self.peek() == "-":
-            self.take()
-            return -self.unary()
-        if self.peek() == "+":
-            self.take()
-            return self.unary()
-        return self.atom()
+        # every level of nesting (a sign, a parenthesis, floor/ceil) passes here once
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprSyntaxError(f"expression nested deeper than {MAX_DEPTH} levels in {self.quoted}")
+        try:
+            if self.peek() == "-":
+                self.take()
+                return -self.unary()
+            if self.peek() == "+":
+                self.take()
+                return self.unary()
+            return self.atom()
+        finally:
+            self.depth -= 1
 
     def atom(self) -> sp.Expr:
         token = self.take()
@@ -347,10 +525,37 @@ class _Parser:
             self.take("(")
             value = self.expression()
             self.take(")")
-            return sp.floor(value) if token == "floor" else sp.ceiling(value)
+            return _rounded(value, up=token == "ceil")
         if IDENTIFIER.match(token):
             if token not in self.allowed:
                 known = ", ".join(sorted(self.allowed)) or "none"
-                raise ExprSyntaxError(f"unknown symbol {token!r} in {self.text!r} (symbols: {known})")
+                raise ExprSyntaxError(f"unknown symbol {_quote(token)} in {self.quoted} (symbols: {known})")
             return symbol(token)
-        raise ExprSyntaxError(f"unexpected {token!r} in {self.text!r}")
+        raise ExprSyntaxError(f"unexpected {_quote(token)} in {self.quoted}")
+
+
+def _rounded(arg: sp.Expr, up: bool) -> sp.Expr:
+    """``floor(arg)`` or ``ceil(arg)`` with integer terms moved out, as sympy's own would, but
+    without its assumption queries (seconds to minutes on a product of a few dozen sums)."""
+    if arg.is_Rational:
+        q = Fraction(int(arg.p), int(arg.q))
+        return sp.Integer(-(-q.numerator // q.denominator) if up else q.numerator // q.denominator)
+    whole, rest = [], []
+    for term in sp.Add.make_args(arg):
+        if _integer_valued(term):
+            whole.append(term)
+        else:
+            rest.append(term)
+    inner = sp.Add(*rest)
+    if inner.is_Rational:
+        return sp.Add(*whole, _rounded(inner, up))
+    return sp.Add(*whole, (sp.ceiling if up else sp.floor)(inner, evaluate=False))
+
+
+def _integer_valued(x: sp.Expr) -> bool:
+    """Integer for every value of the symbols, seen from its form alone (symbols are integers)."""
+    if x.is_Integer or x.is_Symbol or isinstance(x, (sp.floor, sp.ceiling)):
+        return True
+    if x.is_Add or x.is_Mul:
+        return all(_integer_valued(a) for a in x.args)
+    return bool(x.is_Pow and x.exp.is_Integer and x.exp >= 0 and _integer_valued(x.base))

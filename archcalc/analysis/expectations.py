@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archcalc.analysis.engine import Analysis
-from archcalc.symbolic import Size, evaluate, free_names, is_number, shape_str, size_str, sp
+from archcalc.symbolic import (
+    Size,
+    evaluate,
+    free_names,
+    int_str,
+    is_number,
+    proven_equal,
+    shape_str,
+    size_str,
+)
 
 SAMPLES = 48  # values tried per symbol when two expressions cannot be proven equal
 
@@ -84,7 +93,7 @@ def _shown(shape: tuple[Size, ...], analysis: Analysis) -> str:
 
 def _count(size: Size, analysis: Analysis) -> str:
     value = analysis.value(size)
-    return f"{value:,}" if is_number(value) else size_str(value)
+    return int_str(value, grouped=True) if isinstance(value, int) else size_str(value)
 
 
 def compare_shapes(expected: tuple[Size, ...], actual: tuple[Size, ...],
@@ -102,23 +111,33 @@ def compare_shapes(expected: tuple[Size, ...], actual: tuple[Size, ...],
 
 
 def compare_sizes(expected: Size, actual: Size, analysis: Analysis) -> tuple[bool, str]:
-    """Equal as numbers, as proven-equal expressions, or (said so) at sampled values."""
+    """Equal as numbers, as expressions with the same normal form, or (said so) by evaluation.
+
+    The proof is linear in the size of the expressions (sympy's simplify took minutes on a dozen
+    nested floors); what it cannot prove is decided at the given symbol values, else at SAMPLES
+    valid values of each symbol, and the note says which.
+    """
     if is_number(expected) and is_number(actual):
         return expected == actual, ""
-    if not is_number(expected) and not is_number(actual) and sp.simplify(expected - actual) == 0:
+    if proven_equal(expected, actual):
         return True, ""
-    e, a = evaluate(expected, analysis.values), evaluate(actual, analysis.values)
-    if is_number(e) and is_number(a):
-        where = ", ".join(f"{k}={v}" for k, v in analysis.values.items())
-        return e == a, f"at {where}"
+    # every evaluation binds every symbol: sympy then computes with numbers only (a floor of a
+    # partly bound product can take it minutes)
     names = sorted(free_names(expected) | free_names(actual))
-    samples = {n: analysis.ranges[n].values(SAMPLES) for n in names}
+    bound = {n: analysis.values[n] for n in names if n in analysis.values}
+    given = ", ".join(f"{k}={v}" for k, v in analysis.values.items())
+    free = [n for n in names if n not in bound]
+    if not free:
+        e, a = evaluate(expected, bound), evaluate(actual, bound)
+        return e == a, f"at {given}" if given else ("" if e == a else f"{size_str(e)} != {size_str(a)}")
+    samples = {n: analysis.ranges[n].values(SAMPLES) for n in free}
     for i in range(min(len(v) for v in samples.values())):
-        point = {n: samples[n][i] for n in names}
+        point = {**bound, **{n: samples[n][i] for n in free}}
         ev, av = evaluate(expected, point), evaluate(actual, point)
         if ev != av:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
-            return False, f"{ev} != {av} at {where}"
+            return False, f"{size_str(ev)} != {size_str(av)} at {where}"
     span = ", ".join(f"{n} in {{{v[0]}..{v[-1]}}}" if analysis.ranges[n].modulus > 1 else f"{n}={v[0]}..{v[-1]}"
                      for n, v in samples.items() if v)
-    return True, f"equal at {span} (not proven for all values)"
+    where = ", ".join(w for w in (", ".join(f"{k}={v}" for k, v in bound.items()), span) if w)
+    return True, f"equal at {where or 'no valid value'} (not proven for all values)"
