@@ -106,7 +106,8 @@ EXTRAS = {"torch": "torch", "torchinfo": "torch", "numpy": "data", "scipy": "dat
 
 
 # the flag that carries each input an archcalc error can name (UsageError.option, .fix)
-FLAGS = {"target": "--target", "symbol": "--for", "max_macs": "--max-macs", "near": "--near", "values": "--set"}
+FLAGS = {"target": "--target", "symbol": "--for", "max_macs": "--max-macs", "near": "--near", "values": "--set",
+         "model": "TARGET", "kwarg": "--kwarg", "symbol_axis": "--symbol", "input_shape": "--input-shape"}
 
 
 def cli_message(exc: ArchcalcError) -> str:

@@ -1,0 +1,188 @@
+"""A spec -> a standalone PyTorch module (only ``torch`` imported), or ONNX where it is installed.
+
+The class creates every node's module in ``__init__`` under the node's dotted name (so
+``state_dict`` keys are the spec's), and ``forward`` calls them in the spec's order. Merges are
+small modules defined in the file (``Add``, ``Mul``, ``Cat``), so they have names too and the
+file imports back into the same spec.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from archcalc.analysis import Analysis, LayerResult
+from archcalc.errors import ShapeError, TorchMissingError, UsageError
+from archcalc.pytorch.build import torch_kwargs
+from archcalc.symbolic import evaluate, is_number
+
+HEADER = '''"""{name}: written by archcalc export from {source}. Only torch is needed.
+
+{summary}
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Add(nn.Module):
+    """x1 + x2 + ... (broadcasting as torch does)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Mul(nn.Module):
+    """x1 * x2 * ... (broadcasting as torch does)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+
+class Cat(nn.Module):
+    """torch.cat of the inputs along dim (the batch axis counted)."""
+
+    def __init__(self, dim: int = 1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=self.dim)
+
+
+def _put(root: nn.Module, path: str, module: nn.Module) -> None:
+    """Set ``module`` at a dotted path, making plain containers on the way (``layer1.0.conv1``)."""
+    *folders, leaf = path.split(".")
+    for folder in folders:
+        if not hasattr(root, folder):
+            root.add_module(folder, nn.Module())
+        root = getattr(root, folder)
+    root.add_module(leaf, module)
+'''
+
+MERGES = {"Add": "Add()", "Mul": "Mul()"}
+
+
+def export_python(analysis: Analysis) -> str:
+    """The module's source text, at the analysis' symbol values (every size must be a number)."""
+    spec = analysis.spec
+    class_name = _class_name(spec.name)
+    total = analysis.value(analysis.total_params)
+    summary = (f"{len(analysis.layers)} nodes, {total:,} parameters, input {list(analysis.shape_value(analysis.input_shape))}"
+               f" per sample (batch axis first when called).")
+    lines = [HEADER.format(name=spec.name, source=spec.source, summary=summary), "",
+             f"class {class_name}(nn.Module):",
+             f'    """{_doc(spec.description or spec.name)}"""', "",
+             "    def __init__(self) -> None:", "        super().__init__()"]
+    for node in analysis.layers:
+        if node.shared_with:
+            continue
+        lines.append(f"        {_setter(node.name, _constructor(analysis, node))}")
+    lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:"]
+    variables = {"input": "x"}
+    taken = {"x", "self", "torch", "nn"}
+    for node in analysis.layers:
+        var = _variable(node.name, taken)
+        variables[node.name] = var
+        call = _module_ref(node.shared_with or node.name)
+        args = ", ".join(variables[source] for source in node.inputs)
+        lines.append(f"        {var} = {call}({args})")
+    outputs = [variables[n] for n in spec.output_names]
+    lines.append(f"        return {outputs[0] if len(outputs) == 1 else '(' + ', '.join(outputs) + ')'}")
+    return "\n".join(lines) + "\n"
+
+
+def _constructor(analysis: Analysis, node: LayerResult) -> str:
+    if node.type in MERGES:
+        return MERGES[node.type]
+    if node.type == "Cat":
+        return f"Cat(dim={node.args['dim']})"
+    from archcalc.layers.registry import LayerKind
+
+    if type(node.kind).build_module is not LayerKind.build_module:  # built from archcalc's own modules
+        raise UsageError(f"{node.layer.label}: {node.type} has no torch.nn class to write; export writes "
+                         "torch.nn layers and the merges")
+    in_shape = tuple(evaluate(s, analysis.values) for s in node.in_shape)
+    if not all(is_number(s) for s in in_shape):
+        raise ShapeError(f"{node.layer.label}: the sizes are symbolic; give the symbols values to export")
+    kwargs = torch_kwargs(node, in_shape)
+    inner = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
+    return f"nn.{node.type}({inner})"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, float) and math.isnan(value):
+        return 'float("nan")'
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return 'float("inf")' if value > 0 else 'float("-inf")'
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return repr(value)
+    raise UsageError(f"cannot write {value!r} as Python")
+
+
+def _plain_name(name: str) -> bool:
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in name.split("."))
+
+
+def _setter(name: str, constructor: str) -> str:
+    if "." not in name and _plain_name(name):
+        return f"self.{name} = {constructor}"
+    return f"_put(self, {name!r}, {constructor})"
+
+
+def _module_ref(name: str) -> str:
+    if "." not in name and _plain_name(name):
+        return f"self.{name}"
+    return f"self.get_submodule({name!r})"
+
+
+def _variable(name: str, taken: set[str]) -> str:
+    base = re.sub(r"\W", "_", name)
+    if not base or base[0].isdigit() or keyword.iskeyword(base):
+        base = f"n_{base}"
+    var, k = base, 1
+    while var in taken:
+        k += 1
+        var = f"{base}_{k}"
+    taken.add(var)
+    return var
+
+
+def _class_name(name: str) -> str:
+    text = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", name) if part)
+    return text if text[:1].isalpha() else f"Model{text}"
+
+
+def _doc(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def export_onnx(analysis: Analysis, path: Path) -> Path:
+    """ONNX through torch.onnx (needs the ``onnx`` package, the ``onnx`` extra)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise TorchMissingError("--format onnx needs the onnx package: pip install 'archcalc[onnx]'") from None
+    import torch
+
+    from archcalc.pytorch.build import build_from_analysis
+
+    model = build_from_analysis(analysis).eval()
+    sample = torch.zeros((1, *(int(analysis.value(s)) for s in analysis.input_shape)))
+    torch.onnx.export(model, (sample,), str(path), input_names=["input"], dynamo=False)
+    return path

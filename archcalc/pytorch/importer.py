@@ -1,0 +1,570 @@
+"""A PyTorch model -> a spec: trace it with torch.fx, one node per module call and per supported
+function call, named after the module tree (``layer1.0.conv1``), then verify the spec against the
+model before a byte is written.
+
+Module calls keep the module's path; a module called again becomes a node with ``same_as``
+(``layer1.0.relu_2``). A function call takes the path of the module whose ``forward`` made it
+(``layer1.0.add``), or that path alone when the module does nothing else (a wrapper). Sizes read
+only to feed a reshape (``x.view(x.size(0), -1)``) are folded away.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import math
+import operator
+import sys
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archcalc.errors import CheckError, SpecError, UsageError
+from archcalc.layers import REGISTRY
+from archcalc.layers.merge import AXIS_NAMES
+from archcalc.layers.registry import INFERRED, REQUIRED, ArgError, suggest
+from archcalc.pytorch.build import import_torch, torch_message
+
+MAX_NODES = 100_000
+
+
+@dataclass
+class Node:
+    """One node of the spec being written."""
+
+    name: str
+    type: str
+    args: dict[str, Any] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    same_as: str | None = None
+    source: str = ""  # the module path or function, for messages
+    fx_name: str = ""
+
+
+@dataclass
+class Imported:
+    """The written spec and what verified it."""
+
+    text: str
+    nodes: list[Node]
+    params: int
+    output_shape: tuple[int, ...]
+
+
+# --------------------------------------------------------------------------- loading the model
+
+def parse_kwarg(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE a TOML literal (``10``, ``false``, ``[32, 64]``, ``"relu"``)."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise UsageError("write NAME=VALUE with a TOML value, e.g. num_classes=10",
+                         option="kwarg", subject=repr(text))
+    try:
+        return name, tomllib.loads(f"v = {value.strip()}")["v"]
+    except (tomllib.TOMLDecodeError, RecursionError):
+        raise UsageError(f"{value.strip()!r} is not a TOML value (strings need quotes: "
+                         f'mode="fast")', option="kwarg", subject=repr(text)) from None
+
+
+def load_target(target: str, kwargs: Mapping[str, Any]) -> Any:
+    """``package.module:callable`` or ``path/to/file.py:callable``, called with ``kwargs``: an nn.Module."""
+    torch = import_torch()
+    module_part, sep, attr = target.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise UsageError("write package.module:callable or path/to/file.py:callable",
+                         option="model", subject=repr(target))
+    try:
+        if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+            path = Path(module_part)
+            if not path.is_file():
+                raise UsageError(f"no such file {module_part}", option="model", subject=repr(target))
+            name = f"archcalc_import_{abs(hash(str(path.resolve())))}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise UsageError(f"cannot load {module_part} as Python", option="model", subject=repr(target))
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_part)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001  the user's module failed to import: say how
+        raise UsageError(f"importing {module_part} failed: {torch_message(exc)}",
+                         option="model", subject=repr(target)) from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        names = [n for n in dir(module) if not n.startswith("_")]
+        raise UsageError(f"{module_part} has no {attr!r}{suggest(attr, names)}",
+                         option="model", subject=repr(target))
+    try:
+        model = factory(**kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"calling {attr}({_kwargs_text(kwargs)}) failed: "
+                         f"{torch_message(exc)}", option="model", subject=repr(target)) from None
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(f"{attr}(...) returned {type(model).__name__}, not a torch.nn.Module",
+                         option="model", subject=repr(target))
+    return model
+
+
+def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+
+# --------------------------------------------------------------------------- tracing
+
+class _Refused(Exception):
+    def __init__(self, node: str, source: str, what: str) -> None:
+        self.node, self.source, self.what = node, source, what
+        super().__init__(f"node {node!r} ({source}): {what}")
+
+
+def trace(model: Any) -> Any:
+    """The fx GraphModule: torch.nn layers stay modules (leaves), user modules are traced through."""
+    from torch import fx
+
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:  # noqa: BLE001  fx's own reasons (data-dependent control flow, ...)
+        raise UsageError(f"torch.fx cannot trace {type(model).__name__}: {torch_message(exc)} (control flow "
+                         "that depends on tensor values cannot become a spec)") from None
+
+
+def propagate(torch: Any, graph_module: Any, shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """Every fx node's per-sample output shape, from one run in eval mode (batch 2)."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    graph_module.eval()
+    sample = torch.zeros((2, *shape))
+    try:
+        with torch.no_grad():
+            graph_module(sample)  # first a plain run: ShapeProp prints a traceback of its own on failure
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"the model does not run on an input of shape {list(shape)}: {torch_message(exc)}",
+                         option="input_shape") from None
+    with torch.no_grad():
+        ShapeProp(graph_module).propagate(sample)
+    shapes = {}
+    for node in graph_module.graph.nodes:
+        meta = node.meta.get("tensor_meta")
+        if meta is not None and hasattr(meta, "shape"):
+            shapes[node.name] = tuple(int(s) for s in meta.shape[1:])
+    return shapes
+
+
+# --------------------------------------------------------------------------- fx graph -> nodes
+
+def _functions(torch: Any) -> dict[Any, str]:
+    F = torch.nn.functional
+    table: dict[Any, str] = {
+        operator.add: "Add", torch.add: "Add", operator.mul: "Mul", torch.mul: "Mul", torch.cat: "Cat",
+        torch.flatten: "Flatten", F.relu: "ReLU", torch.relu: "ReLU", F.relu6: "ReLU6",
+        F.hardswish: "Hardswish", F.hardsigmoid: "Hardsigmoid", torch.sigmoid: "Sigmoid", F.sigmoid: "Sigmoid",
+        F.silu: "SiLU", F.gelu: "GELU", torch.tanh: "Tanh", F.tanh: "Tanh", F.softmax: "Softmax",
+        torch.softmax: "Softmax", F.log_softmax: "LogSoftmax", F.dropout: "Dropout",
+        F.adaptive_avg_pool1d: "AdaptiveAvgPool1d", F.adaptive_avg_pool2d: "AdaptiveAvgPool2d",
+        F.adaptive_max_pool1d: "AdaptiveMaxPool1d", F.adaptive_max_pool2d: "AdaptiveMaxPool2d",
+        F.max_pool1d: "MaxPool1d", F.max_pool2d: "MaxPool2d", F.avg_pool1d: "AvgPool1d", F.avg_pool2d: "AvgPool2d",
+        F.leaky_relu: "LeakyReLU", F.elu: "ELU",
+    }
+    return table
+
+
+METHODS = {"add": "Add", "mul": "Mul", "flatten": "Flatten", "relu": "ReLU", "sigmoid": "Sigmoid",
+           "tanh": "Tanh", "softmax": "Softmax", "log_softmax": "LogSoftmax", "mean": "Mean", "sum": "Sum",
+           "permute": "Permute", "transpose": "Transpose"}
+SIZE_QUERIES = {"size", "dim"}
+RESHAPES = {"view", "reshape"}
+# positional parameter names of the functions, after the input (torch's own signatures)
+POSITIONAL = {
+    "Flatten": ("start_dim", "end_dim"), "Softmax": ("dim",), "LogSoftmax": ("dim",),
+    "Dropout": ("p", "training", "inplace"), "ReLU": ("inplace",), "ReLU6": ("inplace",), "SiLU": ("inplace",),
+    "Hardswish": ("inplace",), "Hardsigmoid": ("inplace",), "LeakyReLU": ("negative_slope", "inplace"),
+    "ELU": ("alpha", "inplace"), "GELU": ("approximate",),
+    "AdaptiveAvgPool1d": ("output_size",), "AdaptiveAvgPool2d": ("output_size",),
+    "AdaptiveMaxPool1d": ("output_size", "return_indices"), "AdaptiveMaxPool2d": ("output_size", "return_indices"),
+    "MaxPool1d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+    "AvgPool1d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+    "Mean": ("dim", "keepdim"), "Sum": ("dim", "keepdim"), "Permute": ("dims",), "Transpose": ("dim0", "dim1"),
+}
+# what a function's keyword is called on the module (torch.flatten's defaults differ from nn.Flatten's)
+FUNCTION_DEFAULTS = {"Flatten": {"start_dim": 0, "end_dim": -1}, "Cat": {"dim": 0}}
+CREATORS = {"zeros", "ones", "full", "arange", "randn", "rand", "tensor", "empty", "eye", "linspace",
+            "zeros_like", "ones_like", "randn_like", "rand_like", "full_like", "empty_like", "as_tensor"}
+
+
+class _Converter:
+    def __init__(self, torch: Any, graph_module: Any, model: Any, shapes: dict[str, tuple[int, ...]]) -> None:
+        self.torch, self.gm, self.model, self.shapes = torch, graph_module, model, shapes
+        self.functions = _functions(torch)
+        self.nodes: list[Node] = []
+        self.by_fx: dict[str, str] = {}  # fx node name -> spec node name (or the input)
+        self.calls: dict[str, int] = {}  # module path -> calls so far
+        self.used_names: set[str] = set()
+        self.per_module: dict[tuple[str, str], int] = {}
+        self.folded: set[str] = set()  # size queries, folded into the reshape that reads them
+
+    def convert(self) -> tuple[list[Node], list[str]]:
+        outputs: list[str] = []
+        for node in self.gm.graph.nodes:
+            if len(self.nodes) > MAX_NODES:
+                raise _Refused(node.name, "model", f"more than {MAX_NODES:,} nodes")
+            if node.op == "placeholder":
+                if self.by_fx:
+                    raise _Refused(node.name, "forward", "a second input: a spec has one model input")
+                self.by_fx[node.name] = "input"
+            elif node.op == "call_module":
+                self._module(node)
+            elif node.op in ("call_function", "call_method"):
+                self._function(node)
+            elif node.op == "get_attr":
+                users = ", ".join(u.name for u in node.users)
+                if str(node.target).startswith("_tensor_constant"):
+                    raise _Refused(users or node.name, f"constant {node.target}", "creates a tensor inside "
+                                   "forward; a spec's nodes only transform their inputs (make it a buffer of a "
+                                   "module, or an input)")
+                raise _Refused(node.name, f"attribute {node.target}, used by {users}", "a parameter or buffer "
+                               "used outside a module's own forward: wrap it in a module (a layer kind) or remove it")
+            elif node.op == "output":
+                outputs = [self._source(a, node) for a in self._flat(node.args[0])]
+        return self.nodes, outputs
+
+    # -- naming
+    def _unique(self, wanted: str) -> str:
+        name, k = wanted, 1
+        while name in self.used_names:
+            k += 1
+            name = f"{wanted}_{k}"
+        self.used_names.add(name)
+        return name
+
+    def _scope(self, node: Any) -> str:
+        stack = node.meta.get("nn_module_stack") or {}
+        return list(stack.values())[-1][0] if stack else ""
+
+    def _function_name(self, node: Any, kind: str) -> str:
+        scope = self._scope(node)
+        if scope and self._wrapper(scope, node):
+            return self._unique(scope)
+        target = node.target
+        base = "flatten" if kind == "Flatten" else (target if isinstance(target, str) else getattr(
+            target, "__name__", kind.lower())).strip("_") or kind.lower()
+        return self._unique(f"{scope}.{base}" if scope else base)
+
+    def _wrapper(self, scope: str, node: Any) -> bool:
+        """The module at ``scope`` does nothing but this call (a small module around a function)."""
+        inside = [n for n in self.gm.graph.nodes if n.op not in ("placeholder", "output")
+                  and self._scope(n) == scope and n.name not in self.folded]
+        return inside == [node] and scope not in self.used_names and not any(
+            True for _ in self.model.get_submodule(scope).parameters())
+
+    # -- nodes
+    def _module(self, node: Any) -> None:
+        path = node.target
+        module = self.gm.get_submodule(path)
+        type_name = type(module).__name__
+        kind = REGISTRY.get(type_name)
+        source = f"module {path}: {type(module).__module__}.{type_name}"
+        if kind is None or not type(module).__module__.startswith("torch.nn"):
+            hint = suggest(type_name, sorted(REGISTRY))
+            raise _Refused(path, source, f"{type_name} is not a layer kind archcalc knows{hint}; the kinds are "
+                           "listed in the README (a module of your own is traced through when it is not a "
+                           "torch.nn class)")
+        inputs = [self._source(a, node) for a in self._flat(node.args)]
+        count = self.calls.get(path, 0) + 1
+        self.calls[path] = count
+        if count == 1:
+            args = module_args(kind, module, path)
+            name = self._unique(path)
+            self.nodes.append(Node(name, type_name, args, inputs, None, source, node.name))
+        else:
+            original = self.by_fx[next(n.name for n in self.gm.graph.nodes
+                                       if n.op == "call_module" and n.target == path)]
+            name = self._unique(f"{path}_{count}")
+            self.nodes.append(Node(name, type_name, {}, inputs, original, source, node.name))
+        self.by_fx[node.name] = name
+
+    def _function(self, node: Any) -> None:
+        target = node.target
+        what = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+        source = f"method .{what}()" if node.op == "call_method" else f"function {_qualified(target)}"
+        if node.op == "call_method" and what in SIZE_QUERIES or (
+                node.op == "call_function" and target is getattr and len(node.args) > 1 and node.args[1] == "shape"):
+            self._fold(node, source)
+            return
+        if node.op == "call_function" and target is operator.getitem and node.args[0].name in self.folded:
+            self._fold(node, source)
+            return
+        if node.op == "call_method" and what in RESHAPES:
+            self._reshape(node, source)
+            return
+        if what in CREATORS:
+            raise _Refused(node.name, source, "creates a tensor inside forward; a spec's nodes only transform "
+                           "their inputs (make it a buffer of a module, or an input)")
+        kind_name = METHODS.get(what) if node.op == "call_method" else self.functions.get(target)
+        if kind_name is None or kind_name not in REGISTRY:
+            raise _Refused(node.name, source, "no layer kind for this call (supported: + * torch.cat, flatten, "
+                           "view/reshape to (N, -1), F.relu/relu6/hardswish/hardsigmoid/sigmoid/silu/gelu/"
+                           "softmax/log_softmax/dropout, F's pools; see the README)")
+        tensors = [a for a in self._flat(node.args) if _is_node(a)]
+        if kind_name in ("Add", "Mul") and (len(tensors) != 2 or len(node.args) != 2):
+            raise _Refused(node.name, source, "adds or multiplies a number, not two tensors: no layer kind "
+                           "scales by a constant")
+        inputs = [self._source(a, node) for a in tensors]
+        if kind_name == "Cat" and len(inputs) == 1:  # torch.cat of one tensor is that tensor
+            name = self._function_name(node, "Cat")
+            self.nodes.append(Node(name, "Identity", {}, inputs, None, source, node.name))
+            self.by_fx[node.name] = name
+            return
+        args = self._function_args(node, kind_name, source)
+        name = self._function_name(node, kind_name)
+        self.nodes.append(Node(name, kind_name, args, inputs, None, source, node.name))
+        self.by_fx[node.name] = name
+
+    def _function_args(self, node: Any, kind_name: str, source: str) -> dict[str, Any]:
+        kind = REGISTRY[kind_name]
+        given: dict[str, Any] = dict(FUNCTION_DEFAULTS.get(kind_name, {}))
+        if kind_name == "Cat":
+            rest: tuple[Any, ...] = tuple(node.args[1:])
+            names: tuple[str, ...] = ("dim",)
+        else:
+            rest, names = tuple(node.args[1:]), POSITIONAL.get(kind_name, ())
+        for key, value in zip(names, rest, strict=False):
+            given[key] = value
+        given.update(node.kwargs)
+        given.pop("training", None)
+        given.pop("_stacklevel", None)
+        given.pop("dtype", None)
+        if kind_name == "Permute" and "dims" not in given:
+            given["dims"] = list(node.args[1:])
+        if kind_name == "Flatten" and given.get("start_dim") == 0:
+            raise _Refused(node.name, source, "flattens the batch axis (start_dim 0): write flatten(x, 1)")
+        if kind_name == "Softmax" and given.get("dim") is None and "dim" in kind.args:
+            raise _Refused(node.name, source, "softmax without dim: write dim=1")
+        for key, value in given.items():
+            if any(_is_node(v) for v in self._flat(value)):
+                raise _Refused(node.name, source, f"{key} is computed from a tensor; it must be a number")
+        return _checked(kind, {k: _plain(v) for k, v in given.items() if k in kind.args}, node.name, source)
+
+    def _fold(self, node: Any, source: str) -> None:
+        for user in node.users:
+            if not (user.op == "call_method" and user.target in RESHAPES) and not (
+                    user.op == "call_function" and user.target is operator.getitem):
+                raise _Refused(node.name, source, "reads a size for something other than a reshape; a spec "
+                               "cannot compute with sizes")
+        self.folded.add(node.name)
+
+    def _reshape(self, node: Any, source: str) -> None:
+        data = node.args[0]
+        have, want = self.shapes.get(data.name), self.shapes.get(node.name)
+        if have is None or want is None or len(want) != 1 or math.prod(have) != want[0]:
+            raise _Refused(node.name, source, f"reshapes {list(have or ())} to {list(want or ())}: only a flatten "
+                           "to (N, -1) has a layer kind")
+        name = self._function_name(node, "Flatten")
+        self.nodes.append(Node(name, "Flatten", {}, [self._source(data, node)], None, source, node.name))
+        self.by_fx[node.name] = name
+
+    def _source(self, arg: Any, user: Any) -> str:
+        if not _is_node(arg) or arg.name not in self.by_fx:
+            raise _Refused(user.name, "forward", f"reads {arg!r}, which is not a tensor from the input or a node")
+        return self.by_fx[arg.name]
+
+    def _flat(self, value: Any) -> list[Any]:
+        if isinstance(value, (list, tuple)):
+            return [x for v in value for x in self._flat(v)]
+        return [value]
+
+
+def _is_node(value: Any) -> bool:
+    return type(value).__name__ == "Node" and hasattr(value, "op")
+
+
+def _qualified(target: Any) -> str:
+    module = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__name__", str(target))
+    return f"{module}.{name}" if module and module != "builtins" else name
+
+
+def _plain(value: Any) -> Any:
+    """A module attribute as a TOML value: tuples as lists, one repeated number as that number."""
+    if isinstance(value, (tuple, list)):
+        items = [_plain(v) for v in value]
+        return items[0] if items and all(v == items[0] for v in items) and isinstance(items[0], int) else items
+    return value
+
+
+def module_args(kind: Any, module: Any, path: str) -> dict[str, Any]:
+    """The constructor arguments of a torch module, read from its attributes (inferred sizes left out)."""
+    found: dict[str, Any] = {}
+    for key, arg in kind.args.items():
+        if arg.default is INFERRED:
+            continue
+        if key == "bias" and not isinstance(getattr(module, "bias", None), bool):
+            found[key] = getattr(module, "bias", None) is not None
+        elif hasattr(module, key):
+            found[key] = _plain(getattr(module, key))
+    if "stride" in found and kind.args["stride"].default is None and found["stride"] == found.get("kernel_size"):
+        del found["stride"]  # a pool stores stride = kernel_size when none was given: the default
+    return _checked(kind, found, path, f"module {path}")
+
+
+def _checked(kind: Any, args: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    """Validated as a spec would be; only what differs from the default is kept."""
+    written = {}
+    for key, value in args.items():
+        spec = kind.args[key]
+        try:
+            checked = spec.check(value)
+        except ArgError as exc:
+            raise _Refused(name, source, f"{key} {exc}") from None
+        default = spec.default
+        if default is REQUIRED or _plain(checked) != _plain(default):
+            written[key] = value
+    return written
+
+
+# --------------------------------------------------------------------------- the spec text
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "inf" if value == math.inf else "-inf" if value == -math.inf else repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if value is None:
+        raise TypeError("None has no TOML form")
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def spec_text(name: str, description: str, input_shape: Sequence[int | str], symbols: Mapping[str, int],
+              nodes: list[Node], outputs: list[str]) -> str:
+    lines = [f"# {description}", "", "[model]", f"name = {_toml(name)}", f"description = {_toml(description)}",
+             "", "[input]", f"shape = {_toml(list(input_shape))}"]
+    if symbols:
+        lines += ["", "[symbols]"] + [f"{k} = {v}" for k, v in symbols.items()]
+    previous = "input"
+    for node in nodes:
+        lines += ["", "[[layers]]", f"name = {_toml(node.name)}"]
+        if node.same_as is not None:
+            lines.append(f"same_as = {_toml(node.same_as)}")
+        else:
+            lines.append(f"type = {_toml(node.type)}")
+        if node.inputs != [previous]:
+            lines.append(f"from = {_toml(node.inputs[0] if len(node.inputs) == 1 else node.inputs)}")
+        for key, value in node.args.items():
+            if value is not None:
+                lines.append(f"{key} = {_toml(value)}")
+        previous = node.name
+    if outputs != [previous]:
+        lines += ["", "[output]", f"from = {_toml(outputs[0] if len(outputs) == 1 else outputs)}"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- import, verified
+
+def symbol_axes(input_shape: Sequence[int], symbols: Sequence[str]) -> dict[int, str]:
+    """``H`` -> its axis (the tables' names: C, H, W; C, L; C, D, H, W), or ``T=1`` for axis 1."""
+    names = AXIS_NAMES.get(len(input_shape), ())
+    axes: dict[int, str] = {}
+    for text in symbols:
+        name, sep, axis_text = text.partition("=")
+        if sep:
+            if not axis_text.isdigit() or not int(axis_text) < len(input_shape):
+                raise UsageError(f"the axis must be 0..{len(input_shape) - 1}", option="symbol_axis", subject=repr(text))
+            axis = int(axis_text)
+        elif name in names:
+            axis = names.index(name)
+        else:
+            known = f"name an axis ({', '.join(names)})" if names else "give its axis"
+            raise UsageError(f"{known}, or write NAME=AXIS (e.g. T=1)", option="symbol_axis", subject=repr(text))
+        if not name.isidentifier() or name in ("floor", "ceil", "min", "max"):
+            raise UsageError(f"{name!r} is not a valid symbol name", option="symbol_axis", subject=repr(text))
+        if axis in axes or name in axes.values():
+            raise UsageError("the axis or the name is given twice", option="symbol_axis", subject=repr(text))
+        axes[axis] = name
+    return axes
+
+
+def import_model(model: Any, input_shape: Sequence[int], symbols: Sequence[str] = (),
+                 name: str | None = None, description: str = "") -> Imported:
+    """The spec of ``model`` for per-sample inputs of ``input_shape``, verified against the model:
+    parameters (total and per module) and every node's output shape must agree, or CheckError."""
+    torch = import_torch()
+    shape = tuple(input_shape)
+    axes = symbol_axes(shape, symbols)
+    graph_module = trace(model)
+    shapes = propagate(torch, graph_module, shape)
+    converter = _Converter(torch, graph_module, model, shapes)
+    try:
+        nodes, outputs = converter.convert()
+    except _Refused as exc:
+        raise UsageError(f"node {exc.node!r} ({exc.source}): {exc.what}; nothing was written") from None
+    if not nodes:
+        raise UsageError("the model has no layers: its forward returns the input", option="model")
+    model_name = name or type(model).__name__.lower()
+    written_shape = [axes.get(i, s) for i, s in enumerate(shape)]
+    text = spec_text(model_name, description or f"imported from {type(model).__name__}", written_shape,
+                     {axes[i]: shape[i] for i in sorted(axes)}, nodes, outputs)
+    return _verified(text, model, nodes, converter, shapes, outputs)
+
+
+def _verified(text: str, model: Any, nodes: list[Node], converter: _Converter, shapes: dict[str, tuple[int, ...]],
+              outputs: list[str]) -> Imported:
+    from archcalc.analysis import analyze
+    from archcalc.spec import parse_spec
+
+    try:
+        analysis = analyze(parse_spec(text, "<imported spec>"))
+    except SpecError as exc:
+        raise CheckError(f"the written spec does not load: {exc}") from None
+    except Exception as exc:  # noqa: BLE001  an archcalc refusal of what torch ran is a failed check
+        raise CheckError(f"the written spec does not analyze: {exc}") from None
+    for node in nodes:
+        row = analysis.node(node.name)
+        theirs = shapes.get(node.fx_name)
+        if theirs is not None and tuple(analysis.value(s) for s in row.out_shape) != theirs:
+            raise CheckError(f"node {node.name!r} ({node.source}): the spec gives "
+                             f"{list(analysis.shape_value(row.out_shape))}, the model {list(theirs)}")
+        if node.same_as is None and node.source.startswith("module "):
+            module = model.get_submodule(node.name)
+            own = sum(p.numel() for p in module.parameters())
+            if analysis.value(row.params) != own:
+                raise CheckError(f"node {node.name!r} ({node.source}): the spec counts "
+                                 f"{analysis.value(row.params):,} parameters, the module has {own:,}")
+    total = sum(p.numel() for p in model.parameters())
+    if analysis.value(analysis.total_params) != total:
+        raise CheckError(f"the spec counts {analysis.value(analysis.total_params):,} parameters, the model has "
+                         f"{total:,} (parameters used outside the modules the spec names?)")
+    out = tuple(int(analysis.value(s)) for s in analysis.output_shape)
+    return Imported(text, nodes, total, out)
+
+
+def load_and_import(target: str, input_shape: Sequence[int], kwargs: Mapping[str, Any],
+                    symbols: Sequence[str] = ()) -> Imported:
+    model = load_target(target, kwargs)
+    _, _, attr = target.rpartition(":")
+    return import_model(model, input_shape, symbols, name=attr.lower(), description=f"imported from {target}")
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``3,224,224`` -> (3, 224, 224): positive ASCII integers, the batch axis left out."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isascii() and p.isdigit() and len(p) <= 9 and int(p) > 0 for p in parts):
+        raise UsageError("write positive integers separated by commas, batch axis left "
+                         "out, e.g. 3,224,224", option="input_shape", subject=repr(text))
+    return tuple(int(p) for p in parts)
+
+
+Converter = Callable[..., Any]
