@@ -11,14 +11,14 @@ import math
 import os
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from archcalc import __version__
 from archcalc.analysis import Analysis, analyze
-from archcalc.bench.results import SCHEMA_VERSION, finite, load_results, save_results
+from archcalc.bench.results import SCHEMA_VERSION, load_results, save_results
 from archcalc.data.arrays import SpeechData
 from archcalc.errors import DataError, ShapeError, UsageError
 from archcalc.spec import ModelSpec
@@ -226,6 +226,9 @@ def check_same_protocol(old: dict[str, Any], new: dict[str, Any], source: str) -
     # a key the older file does not record (added since) cannot be compared
     pairs += [(key, value, new["protocol"].get(key)) for key, value in old["protocol"].items()
               if key in new["protocol"]]
+    if "seeds" in new["protocol"] and "seeds" not in old["protocol"]:  # written before several seeds
+        pairs.append(("seeds", [old["protocol"].get("seed")], new["protocol"]["seeds"]))
+    pairs.sort(key=lambda pair: pair[0] != "seeds")  # the list of seeds says more than its first one
     for key, was, now in pairs:
         if was != now:
             raise UsageError(f"cannot resume: those runs used {key} {_show(was)}, this bench {_show(now)}; "
@@ -233,32 +236,45 @@ def check_same_protocol(old: dict[str, Any], new: dict[str, Any], source: str) -
 
 
 def check_finished_runs(plans: list[ModelPlan], optimizers: list[str], base: Any, overrides: dict[str, Any],
-                        state: BenchState) -> None:
+                        state: BenchState, seeds: list[int] | None = None) -> None:
     """A finished run must have been trained with the settings it would get now (spec [train] included)."""
     done = {run["id"]: run["result"]["config"] for run in state.doc["runs"]}
     for plan in plans:
         for optimizer in optimizers:
-            recorded = done.get(run_id(plan, optimizer))
-            if recorded is None:
-                continue
-            now = config_for(base, plan, optimizer, overrides)
-            for key in ("epochs", "batch_size", "seed"):
-                if key in recorded and recorded[key] != getattr(now, key):
-                    raise UsageError(f"cannot resume: {run_id(plan, optimizer)} ran with {key} {recorded[key]}, "
-                                     f"this bench {getattr(now, key)}", source=str(state.path))
-            for key, value in (("lr", now.resolved_lr), ("weight_decay", now.resolved_weight_decay),
-                               ("momentum", now.momentum if optimizer == "sgd" else None)):
-                if key in recorded and recorded[key] != value:
-                    raise UsageError(f"cannot resume: {run_id(plan, optimizer)} ran with {optimizer} {key} "
-                                     f"{_show(recorded[key])}, this bench {_show(value)}", source=str(state.path))
+            for seed in seeds or [None]:
+                rid = run_id(plan, optimizer, seed)
+                recorded = done.get(rid)
+                if recorded is None:
+                    continue
+                now = config_for(base, plan, optimizer, with_seed(overrides, seed))
+                check_recorded_config(rid, optimizer, recorded, now, str(state.path))
+
+
+def check_recorded_config(rid: str, optimizer: str, recorded: dict[str, Any], now: Any, source: str) -> None:
+    """The first setting in which a finished run's recorded config differs from ``now`` is an error."""
+    for key in ("epochs", "batch_size", "seed"):
+        if key in recorded and recorded[key] != getattr(now, key):
+            raise UsageError(f"cannot resume: {rid} ran with {key} {recorded[key]}, "
+                             f"this bench {getattr(now, key)}", source=source)
+    for key, value in (("lr", now.resolved_lr), ("weight_decay", now.resolved_weight_decay),
+                       ("momentum", now.momentum if optimizer == "sgd" else None)):
+        if key in recorded and recorded[key] != value:
+            raise UsageError(f"cannot resume: {rid} ran with {optimizer} {key} "
+                             f"{_show(recorded[key])}, this bench {_show(value)}", source=source)
+
+
+def with_seed(overrides: dict[str, Any], seed: int | None) -> dict[str, Any]:
+    return overrides if seed is None else {**overrides, "seed": seed}
 
 
 def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def run_id(plan: ModelPlan, optimizer: str) -> str:
-    return f"{plan.spec.name}/{optimizer}" + ("/logits" if plan.drop_softmax else "")
+def run_id(plan: ModelPlan, optimizer: str, seed: int | None = None) -> str:
+    """``speech_cnn/sgd`` (``/logits`` for a dropped Softmax); ``/seed=N`` when a bench runs several seeds."""
+    return (f"{plan.spec.name}/{optimizer}" + ("/logits" if plan.drop_softmax else "")
+            + (f"/seed={seed}" if seed is not None else ""))
 
 
 RunProgress = Callable[[str], Callable[[dict[str, Any]], None]]
@@ -267,39 +283,41 @@ RunProgress = Callable[[str], Callable[[dict[str, Any]], None]]
 def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, base: Any,
               overrides: dict[str, Any], state: BenchState,
               progress: RunProgress | None = None,
-              on_run: Callable[[BenchRun, bool], None] | None = None) -> BenchState:
-    """Train every plan with every optimizer, saving results.json after each run."""
+              on_run: Callable[[BenchRun, bool], None] | None = None,
+              seeds: list[int] | None = None) -> BenchState:
+    """Train every plan with every optimizer (and every seed of ``seeds``), saving results.json after each run.
+
+    Without ``seeds`` each cell runs once with its resolved seed, under the id ``model/optimizer``;
+    with them each cell runs once per seed, under ``model/optimizer/seed=N``.
+    """
     import torch
 
-    from archcalc.bench.train import to_device, train
-    from archcalc.pytorch.build import build_from_analysis
+    from archcalc.bench.runs import load_average, run_record, train_plan
+    from archcalc.bench.train import to_device
 
-    check_finished_runs(plans, optimizers, base, overrides, state)
+    check_finished_runs(plans, optimizers, base, overrides, state, seeds)
     state.save()  # the protocol and the runs so far, before any training: an interrupt keeps a valid file
     device_data = {}
     for plan in plans:
         for optimizer in optimizers:
-            rid = run_id(plan, optimizer)
-            if rid in state.done_ids:
+            for seed in seeds or [None]:
+                rid = run_id(plan, optimizer, seed)
+                if rid in state.done_ids:
+                    if on_run:
+                        on_run(BenchRun(rid, plan.label, plan.spec.source, "", {}), True)
+                    continue
+                config = config_for(base, plan, optimizer, with_seed(overrides, seed))
+                key = (plan.input_shape, config.channels_last)
+                if key not in device_data:
+                    device_data[key] = to_device(data, plan.input_shape, config.device, config.channels_last)
+                before = load_average()
+                result, digest = train_plan(plan, config, device_data[key], progress(rid) if progress else None)
+                record = run_record(rid, plan, result, digest, (before, load_average()), torch.get_num_threads())
+                state.doc["normalization"] = {"mean": device_data[key].mean, "std": device_data[key].std}
+                state.doc["runs"].append(record)
+                state.save()
                 if on_run:
-                    on_run(BenchRun(rid, plan.label, plan.spec.source, "", {}), True)
-                continue
-            config = config_for(base, plan, optimizer, overrides)
-            key = (plan.input_shape, config.channels_last)
-            if key not in device_data:
-                device_data[key] = to_device(data, plan.input_shape, config.device, config.channels_last)
-            torch.manual_seed(config.seed)  # before the model is built: the same initial weights
-            model = build_from_analysis(plan.analysis, outputs=plan.outputs)
-            torch.manual_seed(config.seed)  # and before the run's shuffling and dropout
-            result = train(model, device_data[key], config, progress(rid) if progress else None)
-            run = BenchRun(rid, plan.label, plan.spec.source,
-                           "logits" if plan.drop_softmax or not plan.ends_in_softmax else "softmax",
-                           finite(asdict(result)))  # a diverged run's NaN losses become null
-            state.doc["normalization"] = {"mean": device_data[key].mean, "std": device_data[key].std}
-            state.doc["runs"].append(asdict(run))
-            state.save()
-            if on_run:
-                on_run(run, False)
+                    on_run(BenchRun(rid, record["model"], record["spec"], record["head"], record["result"]), False)
     state.doc["complete"] = True
     state.save()
     return state

@@ -34,8 +34,12 @@ def bench(
         min=1, help=literal("Epochs (default: the spec's [train] epochs, else 50)."))] = None,
     batch_size: Annotated[int | None, typer.Option(
         min=1, help=literal("Mini-batch size (default: [train] batch_size, else 1024)."))] = None,
-    seed: Annotated[int | None, typer.Option(
-        help=literal("Seed of the weights and the shuffling (default: [train] seed, else 0)."))] = None,
+    seed: Annotated[str | None, typer.Option(
+        help=literal("Seed of the weights and the shuffling (default: [train] seed, else 0); several, "
+                     "comma-separated (0,1,2,3,4), run every cell once per seed."))] = None,
+    seeds: Annotated[int | None, typer.Option(
+        min=1, help="Run every cell with N seeds (--seed, else 0, and the N-1 after it): the table shows "
+                    "mean ± standard deviation, 95% intervals and Welch differences.")] = None,
     sgd_lr: Annotated[float | None, typer.Option(
         min=0.0, help=literal("SGD learning rate (default: [train] sgd_lr, else 0.01)."))] = None,
     sgd_momentum: Annotated[float | None, typer.Option(
@@ -91,6 +95,7 @@ def bench(
                         ("--adam-weight-decay", adam_weight_decay)):
         if value is not None and not math.isfinite(value):
             raise UsageError(f"{flag} {value}: must be a finite number >= 0")
+    seed_list = _seed_list(seed, seeds)
     run_device = resolve_device(device)
     out_dir = _out_dir(out, resume)
     from archcalc.bench.lock import folder_lock
@@ -107,10 +112,32 @@ def bench(
         _run_bench(specs, dataset, data_s, optimizers, run_device, amp, channels_last, compile_, threads,
                    val_every, micro_batch, "logits" if drop_final_softmax else "both" if both_heads else "spec",
                    {"epochs": epochs if epochs is not None else (2 if quick else None), "batch_size": batch_size,
-                    "seed": seed, "sgd_lr": sgd_lr, "sgd_momentum": sgd_momentum,
+                    "seed": seed_list[0] if seed_list else None, "sgd_lr": sgd_lr, "sgd_momentum": sgd_momentum,
                     "sgd_weight_decay": sgd_weight_decay, "adam_lr": adam_lr,
                     "adam_weight_decay": adam_weight_decay},
-                   out_dir, resume is not None, json_)
+                   out_dir, resume is not None, json_, seed_list if seed_list and len(seed_list) > 1 else None)
+
+
+def _seed_list(seed: str | None, seeds: int | None) -> list[int] | None:
+    """``--seed 0,1,2`` or ``--seed S --seeds N`` as a list of seeds; None: the spec's or the default seed."""
+    from archcalc.spec.settings import MAX_INT
+
+    if seed is None:
+        return list(range(seeds)) if seeds else None
+    parts = [p.strip() for p in seed.split(",")]
+    if not all(p.isascii() and p.isdigit() and len(p) <= 10 and int(p) <= MAX_INT for p in parts):
+        raise UsageError(f"--seed {seed!r}: write a seed from 0 to {MAX_INT:,}, or several separated by "
+                         "commas (0,1,2)")
+    values = [int(p) for p in parts]
+    if len(set(values)) != len(values):
+        raise UsageError(f"--seed {seed!r}: a seed is repeated (a repeat would train the same run twice)")
+    if seeds is not None:
+        if len(values) > 1:
+            raise UsageError("--seed with several seeds and --seeds exclude each other: give one of them")
+        if values[0] + seeds - 1 > MAX_INT:
+            raise UsageError(f"--seeds {seeds}: the seeds would pass {MAX_INT:,}")
+        values = list(range(values[0], values[0] + seeds))
+    return values
 
 
 def _out_dir(out: Path | None, resume: Path | None) -> Path:
@@ -138,7 +165,8 @@ def _out_dir(out: Path | None, resume: Path | None) -> Path:
 def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[str], device: str, amp: str,
                channels_last: bool, compile_: bool, threads: int | None, val_every: int, micro_batch: int,
                heads: str,
-               overrides: dict[str, Any], out_dir: Path, resume: bool, json_: bool) -> None:
+               overrides: dict[str, Any], out_dir: Path, resume: bool, json_: bool,
+               seeds: list[int] | None = None) -> None:
     import json
 
     import torch
@@ -160,14 +188,15 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
                        val_every=val_every, micro_batch=micro_batch)
     # the first model's settings describe the protocol; every run resolves its own from `base`
     first = protocol.config_for(base, plans[0], "sgd", overrides) if plans else base
-    described = {"epochs": first.epochs, "batch_size": first.batch_size, "seed": first.seed, "amp": use_amp,
+    described = {"epochs": first.epochs, "batch_size": first.batch_size, "seed": first.seed,
+                 "seeds": seeds or [first.seed], "amp": use_amp,
                  "channels_last": channels_last, "compile": compile_, "val_every": val_every,
                  "micro_batch": "auto" if micro_batch < 0 else micro_batch,
                  "optimizers": optimizers, "loss": "cross-entropy", "heads": heads, "last_batch": LAST_BATCH,
                  "normalization": "training set global mean and standard deviation"}
     state = protocol.load_state(out_dir, resume, dataset,
                                 protocol.new_document(dataset, data_s, device, described))
-    protocol.check_finished_runs(plans, optimizers, base, overrides, state)  # before any warning or output
+    protocol.check_finished_runs(plans, optimizers, base, overrides, state, seeds)  # before any output
     warning = protocol.softmax_warning(plans)
     if warning:
         render.warning_line(warning)
@@ -178,7 +207,7 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
 
     try:
         with run_progress() as progress:
-            protocol.run_bench(plans, optimizers, dataset, base, overrides, state, progress, on_run)
+            protocol.run_bench(plans, optimizers, dataset, base, overrides, state, progress, on_run, seeds)
     except KeyboardInterrupt:
         _write_outputs(state, plot_curves, markdown_table)
         render.error_line(f"interrupted: {len(state.doc['runs'])} finished run(s) kept in "
@@ -198,7 +227,10 @@ def _write_outputs(state: Any, plot_curves: Any, markdown_table: Any) -> None:
 
     if not state.doc["runs"]:
         return
+    from archcalc.render.bench import several_seeds
+    from archcalc.render.plot import plot_curve_bands
+
     write_text(state.out_dir / "table.md", markdown_table(state.doc))
-    plot_curves(state.doc, state.out_dir / "curves.png")
+    (plot_curve_bands if several_seeds(state.doc) else plot_curves)(state.doc, state.out_dir / "curves.png")
 
 

@@ -89,6 +89,97 @@ def plot_curves(doc: dict[str, Any], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def _mean_band(runs: list[dict[str, Any]], x_key: str, y_key: str) -> tuple[Any, Any, Any] | None:
+    """x, mean and standard deviation of one curve over runs, on the iterations every run reached."""
+    curves = [r["result"]["curves"] for r in runs]
+    length = min(len(c[x_key]) for c in curves) if curves else 0
+    if not length:
+        return None
+    values = np.array([[np.nan if v is None else v for v in c[y_key][:length]] for c in curves], dtype=float)
+    std = values.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(length)
+    return np.array(curves[0][x_key][:length]), values.mean(axis=0), std
+
+
+def plot_curve_bands(doc: dict[str, Any], path: str | Path) -> Path:
+    """Figure 1 over seeds: per model, the mean loss and accuracy of each optimizer against
+    iteration, with a band of ± one standard deviation over the seeds (diverged runs left out)."""
+    from archcalc.bench.summary import OPTIMIZER_NAMES, bench_cells
+
+    plt = _pyplot()
+    cells = bench_cells(doc)
+    models = list(dict.fromkeys(cell.key[0] for cell in cells))  # type: ignore[index]
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.4 * max(1, len(models))), squeeze=False)
+    colors = {"sgd": "tab:blue", "adam": "tab:orange"}
+    for row, model in enumerate(models):
+        loss_ax, acc_ax = axes[row]
+        for cell in (c for c in cells if c.key[0] == model):  # type: ignore[index]
+            optimizer = cell.key[1]  # type: ignore[index]
+            color, runs = colors.get(optimizer), cell.counted
+            name = visible(f"{OPTIMIZER_NAMES.get(optimizer, optimizer)} (n={len(runs)})")
+            for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
+                for x_key, y_key, width, alpha, what in (("iteration", f"train_{metric}", 1, 0.55, "train"),
+                                                         ("val_iteration", f"val_{metric}", 1.8, 1.0, "validation")):
+                    band = _mean_band(runs, x_key, y_key)
+                    if band is None:
+                        continue
+                    x, mean, std = band
+                    ax.plot(x, mean, color=color, lw=width, alpha=alpha, label=f"{name} {what}")
+                    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.12 if what == "train" else 0.22,
+                                    lw=0)
+        loss_ax.set_title(f"{visible(model)}: loss (mean ± sd over seeds)", **LITERAL)
+        acc_ax.set_title(f"{visible(model)}: accuracy (mean ± sd over seeds)", **LITERAL)
+        for ax in (loss_ax, acc_ax):
+            ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+            _literal_legend(ax, fontsize=8)
+        acc_ax.set_ylim(0, 1)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_error_bars(panels: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """One panel per swept setting: mean test accuracy against the setting's values, with the 95%
+    interval as error bars, one line per combination of the other settings.
+
+    Each panel is ``{"setting": name, "log": bool, "series": [{"label", "x", "mean", "low", "high"}]}``;
+    ``x`` holds numbers, or strings (then placed at 0, 1, 2, ...), and low/high None where one seed
+    gives no interval.
+    """
+    plt = _pyplot()
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.0), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        labels: list[str] = []
+        for series in panel["series"]:
+            xs = series["x"]
+            if any(isinstance(v, str) for v in xs):
+                for v in xs:
+                    if str(v) not in labels:
+                        labels.append(str(v))
+                positions = [labels.index(str(v)) for v in xs]
+            else:
+                positions = list(xs)
+            means = np.array(series["mean"], dtype=float) * 100
+            low = np.array([m if v is None else v * 100 for v, m in zip(series["low"], means)])
+            high = np.array([m if v is None else v * 100 for v, m in zip(series["high"], means)])
+            ax.errorbar(positions, means, yerr=[means - low, high - means], marker="o", ms=4, capsize=4, lw=1.3,
+                        label=visible(series["label"]) if series["label"] else None)
+        if labels:
+            ax.set_xticks(range(len(labels)))
+            ax.set_xticklabels([visible(v) for v in labels], **LITERAL)
+        elif panel.get("log"):
+            ax.set_xscale("log")
+        ax.set_xlabel(visible(panel["setting"]), **LITERAL)
+        ax.set_ylabel("test accuracy (%), mean and 95% interval")
+        ax.grid(alpha=0.3)
+        if any(s["label"] for s in panel["series"]):
+            _literal_legend(ax, fontsize=7)
+    if title:
+        fig.suptitle(visible(title), fontsize=10, **LITERAL)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 FAMILY_COLORS = {"conv": "#4C72B0", "conv_transpose": "#4C72B0", "pool": "#55A868", "adaptive_pool": "#55A868",
                  "upsample": "#55A868", "linear": "#C44E52", "reshape": "#8172B2", "norm": "#CCB974",
                  "dropout": "#999999", "merge": "#64B5CD", "block": "#937860"}
