@@ -209,6 +209,10 @@ def test_imported_resnet50_is_the_handwritten_spec_node_for_node():
     assert len(ours.layers) == len(written.layers) == 175
     assert graph(ours) == graph(written)
     assert imported.params == 25_557_032
+    # identical bottlenecks are written once: the copies after each stage's first (which projects)
+    assert [line for line in imported.text.splitlines() if line.startswith("[blocks.")] == [
+        "[blocks.bottleneck]", "[blocks.bottleneck_2]", "[blocks.bottleneck_3]", "[blocks.bottleneck_4]"]
+    assert 'name = "layer3"\nblock = "bottleneck_3"\nrepeat = 5\nfirst_index = 1' in imported.text
 
 
 def test_imported_mobilenet_v2_parameter_names():
@@ -217,6 +221,17 @@ def test_imported_mobilenet_v2_parameter_names():
     assert imported.params == 3_504_872
     built = archcalc.build(archcalc.parse_spec(imported.text, "m.toml"))
     assert {n: p.shape for n, p in built.named_parameters()} == {n: p.shape for n, p in model.named_parameters()}
+
+
+def test_repeated_identical_submodules_become_one_block():
+    imported = import_model(ResNetish(), (3, 32, 32), name="r")
+    blocks = [line for line in imported.text.splitlines() if line.startswith("[blocks.")]
+    assert blocks == ["[blocks.residual]"]  # layers.0.0 and layers.0.1 are the same Residual
+    assert 'name = "layers.0"\nblock = "residual"\nrepeat = 2\n' in imported.text
+    flat = import_model(ResNetish(), (3, 32, 32), name="r", blocks=False)
+    assert "[blocks." not in flat.text
+    assert [n.name for n in archcalc.parse_spec(flat.text, "f.toml").layers] == [
+        n.name for n in archcalc.parse_spec(imported.text, "b.toml").layers]
 
 
 def test_symbols_make_the_sizes_formulas():

@@ -81,10 +81,15 @@ def export_python(analysis: Analysis) -> str:
     total = analysis.value(analysis.total_params)
     summary = (f"{len(analysis.layers)} nodes, {total:,} parameters, input {list(analysis.shape_value(analysis.input_shape))}"
                f" per sample (batch axis first when called).")
-    lines = [HEADER.format(name=spec.name, source=spec.source, summary=summary), "",
-             f"class {class_name}(nn.Module):",
-             f'    """{_doc(spec.description or spec.name)}"""', "",
-             "    def __init__(self) -> None:", "        super().__init__()"]
+    containers = _block_classes(analysis)
+    lines = [HEADER.format(name=spec.name, source=spec.source, summary=summary), ""]
+    for block, cls in sorted(set(containers.values())):
+        lines += ["", f"class {cls}(nn.Module):", f'    """The container of each use of block {block!r}."""', ""]
+    lines += ["", f"class {class_name}(nn.Module):",
+              f'    """{_doc(spec.description or spec.name)}"""', "",
+              "    def __init__(self) -> None:", "        super().__init__()"]
+    for path, (_, cls) in containers.items():
+        lines.append(f"        _put(self, {path!r}, {cls}())")
     for node in analysis.layers:
         if node.shared_with:
             continue
@@ -101,6 +106,19 @@ def export_python(analysis: Analysis) -> str:
     outputs = [variables[n] for n in spec.output_names]
     lines.append(f"        return {outputs[0] if len(outputs) == 1 else '(' + ', '.join(outputs) + ')'}")
     return "\n".join(lines) + "\n"
+
+
+def _block_classes(analysis: Analysis) -> dict[str, tuple[str, str]]:
+    """Each block copy's path -> (block, the container class named after it), outer paths first: the
+    class name carries the block's name, so the file imports back to the same blocks."""
+    found = {}
+    for group in sorted(analysis.spec.groups, key=lambda g: g.name.count(".")):
+        if group.repeat is None:
+            cls = group.block[:1].upper() + group.block[1:]
+            if cls in ("Add", "Mul", "Cat", _class_name(analysis.spec.name)) or not cls.isidentifier():
+                cls = f"{cls}Block"
+            found[group.name] = (group.block, cls)
+    return found
 
 
 def _constructor(analysis: Analysis, node: LayerResult) -> str:

@@ -449,27 +449,76 @@ def _toml(value: Any) -> str:
 
 
 def spec_text(name: str, description: str, input_shape: Sequence[int | str], symbols: Mapping[str, int],
-              nodes: list[Node], outputs: list[str]) -> str:
+              nodes: list[Node], outputs: list[str], runs: list[tuple[list[Any], str]] | None = None) -> str:
+    """The spec as TOML; with ``runs`` (from ``import_blocks.uses``) repeated sub-modules as blocks."""
     lines = [f"# {description}", "", "[model]", f"name = {_toml(name)}", f"description = {_toml(description)}",
              "", "[input]", f"shape = {_toml(list(input_shape))}"]
     if symbols:
         lines += ["", "[symbols]"] + [f"{k} = {v}" for k, v in symbols.items()]
-    previous = "input"
-    for node in nodes:
-        lines += ["", "[[layers]]", f"name = {_toml(node.name)}"]
-        if node.same_as is not None:
-            lines.append(f"same_as = {_toml(node.same_as)}")
-        else:
-            lines.append(f"type = {_toml(node.type)}")
-        if node.inputs != [previous]:
-            lines.append(f"from = {_toml(node.inputs[0] if len(node.inputs) == 1 else node.inputs)}")
-        for key, value in node.args.items():
-            if value is not None:
-                lines.append(f"{key} = {_toml(value)}")
-        previous = node.name
+    runs = runs or []
+    written: set[str] = set()
+    for run, block in runs:
+        if block not in written:
+            written.add(block)
+            lines += _block_lines(block, run[0], nodes)
+    starts = {run[0].start: (run, block) for run, block in runs}
+    previous, i = "input", 0
+    while i < len(nodes):
+        if i in starts:
+            run, block = starts[i]
+            lines += _use_lines(run, block, previous)
+            previous, i = run[-1].output, run[-1].stop
+            continue
+        lines += ["", "[[layers]]"] + _node_lines(nodes[i], nodes[i].name, previous, lambda n: n)
+        previous, i = nodes[i].name, i + 1
     if outputs != [previous]:
         lines += ["", "[output]", f"from = {_toml(outputs[0] if len(outputs) == 1 else outputs)}"]
     return "\n".join(lines) + "\n"
+
+
+def _node_lines(node: Node, name: str, previous: str, local: Callable[[str], str]) -> list[str]:
+    lines = [f"name = {_toml(name)}"]
+    if node.same_as is not None:
+        lines.append(f"same_as = {_toml(local(node.same_as))}")
+    else:
+        lines.append(f"type = {_toml(node.type)}")
+    inputs = [local(s) for s in node.inputs]
+    if inputs != [previous]:
+        lines.append(f"from = {_toml(inputs[0] if len(inputs) == 1 else inputs)}")
+    lines += [f"{key} = {_toml(value)}" for key, value in node.args.items() if value is not None]
+    return lines
+
+
+def _block_lines(block: str, inst: Any, nodes: list[Node]) -> list[str]:
+    """``[blocks.NAME]`` from one instance: local names, the outside input as ``input``."""
+    cut = len(inst.path) + 1
+
+    def local(name: str) -> str:
+        return "input" if name == inst.source else name[cut:]
+
+    lines = ["", f"[blocks.{block}]"]
+    if nodes[inst.stop - 1].name != inst.output:
+        lines.append(f"output = {_toml(local(inst.output))}")
+    previous = "input"
+    for node in nodes[inst.start:inst.stop]:
+        lines += ["", f"[[blocks.{block}.layers]]"] + _node_lines(node, local(node.name), previous, local)
+        previous = local(node.name)
+    return lines
+
+
+def _use_lines(run: list[Any], block: str, previous: str) -> list[str]:
+    first = run[0]
+    lines = ["", "[[layers]]"]
+    if len(run) == 1:
+        lines += [f"name = {_toml(first.path)}", f"block = {_toml(block)}"]
+    else:
+        parent, _, index = first.path.rpartition(".")
+        lines += [f"name = {_toml(parent)}", f"block = {_toml(block)}", f"repeat = {len(run)}"]
+        if int(index):
+            lines.append(f"first_index = {int(index)}")
+    if first.source != previous:
+        lines.append(f"from = {_toml(first.source)}")
+    return lines
 
 
 # --------------------------------------------------------------------------- import, verified
@@ -498,7 +547,7 @@ def symbol_axes(input_shape: Sequence[int], symbols: Sequence[str]) -> dict[int,
 
 
 def import_model(model: Any, input_shape: Sequence[int], symbols: Sequence[str] = (),
-                 name: str | None = None, description: str = "") -> Imported:
+                 name: str | None = None, description: str = "", blocks: bool = True) -> Imported:
     """The spec of ``model`` for per-sample inputs of ``input_shape``, verified against the model:
     parameters (total and per module) and every node's output shape must agree, or CheckError."""
     torch = import_torch()
@@ -515,9 +564,33 @@ def import_model(model: Any, input_shape: Sequence[int], symbols: Sequence[str] 
         raise UsageError("the model has no layers: its forward returns the input", option="model")
     model_name = name or type(model).__name__.lower()
     written_shape = [axes.get(i, s) for i, s in enumerate(shape)]
-    text = spec_text(model_name, description or f"imported from {type(model).__name__}", written_shape,
-                     {axes[i]: shape[i] for i in sorted(axes)}, nodes, outputs)
+    header = (model_name, description or f"imported from {type(model).__name__}", written_shape,
+              {axes[i]: shape[i] for i in sorted(axes)})
+    text = spec_text(*header, nodes, outputs)
+    if blocks:
+        text = _with_blocks(model, header, nodes, outputs, text)
     return _verified(text, model, nodes, converter, shapes, outputs)
+
+
+def _with_blocks(model: Any, header: tuple[Any, ...], nodes: list[Node], outputs: list[str], flat: str) -> str:
+    """The text with repeated sub-modules as blocks, when it expands to exactly the flat nodes."""
+    from archcalc.pytorch import import_blocks
+    from archcalc.spec import parse_spec
+
+    classes = {path: type(module).__name__ for path, module in model.named_modules()
+               if path and next(module.children(), None) is not None}
+    runs = import_blocks.uses(import_blocks.choose(import_blocks.instances(nodes, outputs, classes)))
+    if not runs:
+        return flat
+    text = spec_text(*header, nodes, outputs, runs)
+
+    def graph(source: str) -> list[tuple[Any, ...]]:
+        return [(n.name, n.type, n.inputs, n.same_as, dict(n.args)) for n in parse_spec(source, "<import>").layers]
+
+    try:
+        return text if graph(text) == graph(flat) else flat
+    except SpecError:
+        return flat
 
 
 def _verified(text: str, model: Any, nodes: list[Node], converter: _Converter, shapes: dict[str, tuple[int, ...]],
