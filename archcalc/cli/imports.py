@@ -50,10 +50,6 @@ def import_(
         write_text(out, imported.text)
         if not json_:
             render.make_console().print(f"wrote {out}: {summary}")
-    elif not json_:
-        from archcalc.render.console import info_line
-
-        info_line(summary)
 
 
 @app.command()

@@ -621,7 +621,10 @@ def _verified(text: str, model: Any, nodes: list[Node], converter: _Converter, s
         raise CheckError(f"the spec counts {analysis.value(analysis.total_params):,} parameters, the model has "
                          f"{total:,} (parameters used outside the modules the spec names?)")
     out = tuple(int(analysis.value(s)) for s in analysis.output_shape)
-    return Imported(text, nodes, total, out)
+    verified = (f"# verified against the model: {len(nodes)} nodes, {total:,} parameters, output {list(out)}; "
+                "every node's shape and every module's parameters agree\n")
+    first, _, rest = text.partition("\n")
+    return Imported(f"{first}\n{verified}{rest}", nodes, total, out)
 
 
 def load_and_import(target: str, input_shape: Sequence[int], kwargs: Mapping[str, Any],
