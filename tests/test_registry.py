@@ -45,9 +45,64 @@ ROWS: dict[str, tuple[Any, dict[str, Any]]] = {
     "Softmax": ([3, 4], {"dim": 1}), "LogSoftmax": ([3, 4], {"dim": -1}),
     "Flatten": ([2, 3, 4], {}), "Identity": ([6], {}), "Dropout": ([6], {"p": 0.25}),
     "Add": ([[4, 5, 5], [4, 1, 5]], {}), "Mul": ([[4, 5, 5], [4, 1, 1]], {}), "Cat": ([[2, 5], [3, 5]], {"dim": 1}),
+    # recurrent: per-sample [T, features]
+    "RNN": ([7, 5], {"hidden_size": 6, "num_layers": 2, "nonlinearity": "relu", "bias": False}),
+    "LSTM": ([7, 5], {"hidden_size": 6, "num_layers": 2, "bidirectional": True, "proj_size": 3,
+                      "batch_first": True, "dropout": 0.2}),
+    "GRU": ([7, 5], {"hidden_size": 4, "bidirectional": True}),
+    # attention: per-sample [T, E]
+    "MultiheadAttention": ([7, 8], {"num_heads": 2, "add_bias_kv": True, "add_zero_attn": True}),
+    "TransformerEncoderLayer": ([7, 8], {"nhead": 2, "dim_feedforward": 12, "norm_first": True,
+                                         "activation": "gelu", "batch_first": True}),
+    "TransformerDecoderLayer": ([[7, 8], [5, 8]], {"nhead": 4, "dim_feedforward": 6, "bias": False}),
+    "TransformerEncoder": ([7, 8], {"nhead": 2, "dim_feedforward": 10, "num_layers": 2}),
+    # normalization
+    "BatchNorm3d": ([3, 2, 4, 4], {}),
+    "GroupNorm": ([6, 5, 4], {"num_groups": 3}),
+    "InstanceNorm1d": ([4, 6], {"affine": True}),
+    "InstanceNorm2d": ([4, 5, 5], {"track_running_stats": True}),
+    "InstanceNorm3d": ([2, 3, 4, 5], {"affine": True}),
+    "RMSNorm": ([3, 6], {"normalized_shape": [3, 6]}),
+    "LocalResponseNorm": ([6, 5, 5], {"size": 3}),
+    # axis moves and reductions
+    "Permute": ([3, 4, 5], {"dims": [0, 3, 1, 2]}),
+    "Transpose": ([3, 4, 5], {"dim0": 1, "dim1": -1}),
+    "Mean": ([3, 4, 5], {"dim": [2, -1]}),
+    "Sum": ([3, 4, 5], {"dim": 1, "keepdim": True}),
+    "Unflatten": ([12, 5], {"dim": 1, "unflattened_size": [2, -1, 3]}),
+    "PixelShuffle": ([8, 3, 5], {"upscale_factor": 2}),
+    "PixelUnshuffle": ([2, 6, 4], {"downscale_factor": 2}),
+    "ChannelShuffle": ([6, 5, 5], {"groups": 3}),
 }
 
-INFERRED = {"in_channels": 0, "in_features": -1, "num_features": 0}
+INFERRED = {"in_channels": 0, "in_features": -1, "num_features": 0, "num_channels": 0,
+            "input_size": -1, "embed_dim": -1, "d_model": -1}
+
+
+def _sequence(module: Any, xs: list[torch.Tensor], batch_first: bool) -> torch.Tensor:
+    """Run torch's own module as torch code would: (T, N, F) unless batch_first; the output only."""
+    if batch_first:
+        out = module(*xs)
+    else:
+        out = module(*(x.transpose(0, 1) for x in xs))
+    out = out[0] if isinstance(out, tuple) else out
+    return out if batch_first else out.transpose(0, 1)
+
+
+TENSOR_OPS = {  # kinds that are tensor methods in torch
+    "Permute": lambda x, a: x.permute(*a["dims"]),
+    "Transpose": lambda x, a: x.transpose(a["dim0"], a["dim1"]),
+    "Mean": lambda x, a: x.mean(dim=a["dim"], keepdim=a.get("keepdim", False)),
+    "Sum": lambda x, a: x.sum(dim=a["dim"], keepdim=a.get("keepdim", False)),
+}
+
+
+def _module(type_: str, kwargs: dict[str, Any]) -> Any:
+    if type_ == "TransformerEncoder":
+        layers = kwargs.pop("num_layers")
+        return torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(**kwargs), layers,
+                                           enable_nested_tensor=False)
+    return getattr(torch.nn, type_)(**kwargs)
 
 
 def _spec(shapes: list[list[int]], type_: str, args: dict[str, Any]) -> str:
@@ -80,14 +135,20 @@ def _torch_answer(type_: str, shapes: list[list[int]], args: dict[str, Any]
                "Cat": lambda: torch.cat(xs, dim=args["dim"])}[type_]()
         return (tuple(out.shape[1:]), 0), {}
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    if type_ in TENSOR_OPS:
+        return (tuple(TENSOR_OPS[type_](xs[0], kwargs).shape[1:]), 0), {}
     for key, axis in INFERRED.items():
         if key in {a for a in REGISTRY[type_].args}:
             kwargs[key] = xs[0].shape[1:][axis]
-    if type_ == "LayerNorm":
+    if type_ in ("LayerNorm", "RMSNorm") and "normalized_shape" not in kwargs:
         kwargs["normalized_shape"] = xs[0].shape[-1]
-    module = getattr(torch.nn, type_)(**kwargs)
+    module = _module(type_, kwargs)
     with torch.no_grad():
-        out = module(xs[0])
+        if REGISTRY[type_].family in ("recurrent", "attention"):
+            inputs = xs * 3 if type_ == "MultiheadAttention" and len(xs) == 1 else xs
+            out = _sequence(module, inputs, args.get("batch_first", False))
+        else:
+            out = module(xs[0])
     named = {name: tuple(p.shape) for name, p in module.named_parameters()}
     return (tuple(out.shape[1:]), sum(p.numel() for p in module.parameters())), named
 

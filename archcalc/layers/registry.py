@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from archcalc.symbolic import Size, as_size, is_number, size_str
+from archcalc.symbolic import Size, as_size, floor_div, is_number, size_str
 
 
 class _Required:
@@ -109,6 +109,30 @@ def choice_arg(choices: tuple[str, ...], default: str) -> Arg:
     return Arg(check, default)
 
 
+def sample_axis(dim: int, rank: int, name: str = "dim") -> int:
+    """The per-sample axis (0-based) of a torch dim that counts the batch axis; refuses the batch axis."""
+    full = rank + 1
+    if not -full <= dim < full:
+        raise ArgError(f"{name} = {dim} is out of range for a {full}-d input (batch axis included): "
+                       f"use {-full}..{full - 1}")
+    if dim % full == 0:
+        raise ArgError(f"{name} = {dim} is the batch axis; per-sample axes are 1..{full - 1} "
+                       f"(or {-full + 1}..-1)")
+    return dim % full - 1
+
+
+def dims_arg(default: Any = REQUIRED, allow_int: bool = True) -> Arg:
+    """An axis or a list of distinct axes, the batch axis counted as in torch."""
+    def check(value: Any) -> Any:
+        if allow_int and _is_int(value):
+            return value
+        if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) for v in value):
+            what = "an integer axis or a non-empty list of them" if allow_int else "a non-empty list of integer axes"
+            raise ArgError(f"must be {what} (batch axis counted, as in torch), got {value!r}")
+        return tuple(value)
+    return Arg(check, default)
+
+
 def dim_arg(default: Any) -> Arg:
     def check(value: Any) -> Any:
         if value is None and default is None:
@@ -155,6 +179,18 @@ class Step:
         if a != b:
             self.conditions.append((what, a, "==", b))
 
+    def need_multiple(self, what: str, size: Size, divisor: int) -> None:
+        """``size`` must be a multiple of ``divisor``: a number is checked at once; a symbolic size
+        gets ``floor((n + d - 1)/d) == floor(n/d)``, which the analysis solves into residues."""
+        if divisor == 1:
+            return
+        if is_number(size):
+            if size % divisor:
+                raise ArgError(f"{what}: {size} is not a multiple of {divisor}")
+            return
+        self.conditions.append((f"{what} (a multiple of {divisor})", floor_div(size, divisor - 1, divisor),
+                                "==", floor_div(size, 0, divisor)))
+
     def infer(self, name: str, written: Any, incoming: Size) -> Size:
         """An inferred argument takes the incoming size; a written one must agree with it.
 
@@ -178,7 +214,7 @@ class ParamCount:
 
 
 FAMILIES = ("conv", "conv_transpose", "pool", "adaptive_pool", "upsample", "linear", "activation", "norm",
-            "softmax", "reshape", "dropout", "identity", "merge")
+            "softmax", "reshape", "dropout", "identity", "merge", "recurrent", "attention", "pad", "reduce")
 
 
 class LayerKind:
@@ -187,7 +223,8 @@ class LayerKind:
     Facts about the kind's family live here, so reports, lint rules, diagrams and the bench ask the
     kind instead of matching type names: ``family`` (one of ``FAMILIES``), ``has_batch_stats``
     (normalizes over the batch, so micro-batching would change the maths) and ``arity`` (inputs
-    taken: 1, or None for two or more).
+    taken: 1; None for two or more; an int n > 1 for one or n, which the kind's ``apply_all``
+    checks: MultiheadAttention takes one input or query, key and value).
     """
 
     type: ClassVar[str] = ""
@@ -229,6 +266,20 @@ class LayerKind:
     def torch_kwargs(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the torch constructor, inferred sizes filled in."""
         return {k: v for k, v in args.items() if v is not INFERRED}
+
+    def params_all(self, shapes: tuple[tuple[Size, ...], ...], args: Mapping[str, Any]) -> ParamCount:
+        """The parameter count for the shapes of every input (a kind whose count depends on more
+        than its first input overrides it)."""
+        return self.params(shapes[0], args)
+
+    def param_shapes_all(self, shapes: tuple[tuple[Size, ...], ...],
+                         args: Mapping[str, Any]) -> dict[str, tuple[Size, ...]]:
+        return self.param_shapes(shapes[0], args)
+
+    def macs_all(self, shapes: tuple[tuple[Size, ...], ...], out_shape: tuple[Size, ...],
+                 args: Mapping[str, Any]) -> Size:
+        """MACs for the shapes of every input: cross-attention depends on the key's length."""
+        return self.macs(shapes[0], out_shape, args)
 
     def describe(self, args: Mapping[str, Any]) -> str:
         """A short text of the key arguments, for tables and diagrams."""
