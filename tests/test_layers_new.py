@@ -29,7 +29,9 @@ SEQUENCE = ["RNN", "LSTM", "GRU", "MultiheadAttention", "TransformerEncoderLayer
 NORMS = ["BatchNorm3d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm",
          "LocalResponseNorm"]
 AXIS = ["Permute", "Transpose", "Mean", "Sum", "Unflatten", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
-NEW = [k for k in SEQUENCE + NORMS + AXIS if k in REGISTRY]
+ACTIVATIONS = ["PReLU", "Hardtanh", "Hardswish", "Hardsigmoid", "Mish", "Softplus", "Softsign", "Tanhshrink",
+               "Threshold", "GLU", "Softmax2d", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout"]
+NEW = [k for k in SEQUENCE + NORMS + AXIS + ACTIVATIONS if k in REGISTRY]
 
 
 def _analysis(text: str, values: dict[str, int] | None = None):
@@ -250,6 +252,12 @@ def test_axis_moves_keep_symbols_and_conditions():
     assert evaluate(half, {"T": 10}) == 5 and t in half.free_symbols
 
 
+def test_glu_halves_a_symbolic_axis():
+    analysis = _analysis(spec_text(["T", 6], [{"type": "GLU", "dim": 1}]))
+    assert analysis.ranges["T"].text("T") == "T >= 2, T ≡ 0 (mod 2)"
+    assert evaluate(analysis.layers[0].out_shape[0], {"T": 8}) == 4
+
+
 def test_group_and_instance_norm_conditions():
     ranges = _analysis(spec_text(["C", 5], [{"type": "GroupNorm", "num_groups": 3}])).ranges
     assert ranges["C"].text("C") == "C >= 3, C ≡ 0 (mod 3)"
@@ -295,6 +303,14 @@ ERRORS = [
     ([6, 4], {"type": "PixelShuffle", "upscale_factor": 2}, "takes a per-sample input (..., C, H, W)"),
     ([6, 4], {"type": "ChannelShuffle", "groups": 4}, "C (groups = 4): 6 is not a multiple of 4"),
     ([6], {"type": "ChannelShuffle", "groups": 2}, "takes a per-sample input (C, ...)"),
+    ([4, 5], {"type": "PReLU", "num_parameters": 3}, "num_parameters = 3 must be 1 or the channels (dim 1): 4 vs 3"),
+    ([5], {"type": "Hardtanh", "min_val": 1, "max_val": 1}, "max_val = 1 must be greater than min_val = 1"),
+    ([5], {"type": "Threshold", "threshold": 0.5}, "missing required argument 'value'"),
+    ([5, 3], {"type": "GLU"}, "dim 2 (halved): 3 is not a multiple of 2"),
+    ([5, 3], {"type": "GLU", "dim": 0}, "dim = 0 is the batch axis"),
+    ([4, 5], {"type": "Softmax2d"}, "takes a per-sample input (C, H, W)"),
+    ([4, 5, 5], {"type": "Dropout1d"}, "takes a per-sample input (C, L)"),
+    ([4, 5], {"type": "Dropout2d", "p": 1.5}, "p must be >= 0.0 and <= 1.0"),
 ]
 
 

@@ -73,6 +73,13 @@ ROWS: dict[str, tuple[Any, dict[str, Any]]] = {
     "PixelShuffle": ([8, 3, 5], {"upscale_factor": 2}),
     "PixelUnshuffle": ([2, 6, 4], {"downscale_factor": 2}),
     "ChannelShuffle": ([6, 5, 5], {"groups": 3}),
+    # activations and dropouts
+    "PReLU": ([4, 5], {"num_parameters": 4}), "Hardtanh": ([5], {"min_val": -2.0, "max_val": 3.0}),
+    "Hardswish": ([5], {}), "Hardsigmoid": ([5], {"inplace": True}), "Mish": ([5], {}),
+    "Softplus": ([5], {"beta": 2.0}), "Softsign": ([5], {}), "Tanhshrink": ([5], {}),
+    "Threshold": ([5], {"threshold": 0.1, "value": 20.0}), "GLU": ([6, 4], {"dim": 1}), "Softmax2d": ([3, 4, 5], {}),
+    "Dropout1d": ([3, 5], {"p": 0.2}), "Dropout2d": ([3, 4, 5], {}), "Dropout3d": ([2, 3, 4, 5], {"inplace": True}),
+    "AlphaDropout": ([6], {"p": 0.1}),
 }
 
 INFERRED = {"in_channels": 0, "in_features": -1, "num_features": 0, "num_channels": 0,

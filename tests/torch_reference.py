@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from hypothesis import strategies as st
 
-ACTIVATIONS = ["ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Identity"]
+ACTIVATIONS = ["ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Identity", "Hardswish",
+               "Hardsigmoid", "Mish", "Softplus", "Softsign", "Tanhshrink", "Hardtanh", "PReLU"]
 
 
 def toml_value(value: Any) -> str:
@@ -97,12 +98,20 @@ def window_layer(draw: Any, dims: int) -> dict[str, Any]:
 
 def generic_layer(draw: Any, rank: int) -> dict[str, Any]:
     """A shape-keeping layer valid for a per-sample input of this rank."""
-    options = ["act", "Dropout", "LayerNorm", "Softmax"]
+    options = ["act", "Dropout", "LayerNorm", "Softmax", "GroupNorm", "RMSNorm"]
     if rank in (1, 2):
         options.append("BatchNorm1d")
     if rank == 3:
         options.append("BatchNorm2d")
+    if rank in (2, 3, 4):
+        options.append(f"InstanceNorm{rank - 1}d")
     choice = draw(st.sampled_from(options))
+    if choice == "GroupNorm":  # torch refuses channels that num_groups does not divide
+        return {"type": "GroupNorm", "num_groups": draw(st.integers(1, 3)), "affine": draw(st.booleans())}
+    if choice == "RMSNorm":
+        return {"type": "RMSNorm", "elementwise_affine": draw(st.booleans())}
+    if choice.startswith("InstanceNorm"):  # torch refuses one value per channel when training
+        return {"type": choice, "affine": draw(st.booleans())}
     if choice == "act":
         return {"type": draw(st.sampled_from(ACTIVATIONS))}
     if choice == "Dropout":
@@ -166,9 +175,11 @@ def torch_reference(input_shape: list[int], layers: list[dict[str, Any]]
             kwargs["in_channels"] = x.shape[1]
         elif name == "Linear":
             kwargs["in_features"] = x.shape[-1]
-        elif name.startswith("BatchNorm"):
+        elif name.startswith(("BatchNorm", "InstanceNorm")):
             kwargs["num_features"] = x.shape[1]
-        elif name == "LayerNorm":
+        elif name == "GroupNorm":
+            kwargs["num_channels"] = x.shape[1]
+        elif name in ("LayerNorm", "RMSNorm"):
             kwargs["normalized_shape"] = x.shape[-1]
         try:
             module = getattr(torch.nn, name)(**kwargs)
@@ -232,9 +243,11 @@ def _torch_module(node: dict[str, Any], x: torch.Tensor) -> torch.nn.Module:
         kwargs["in_channels"] = x.shape[1]
     elif kind == "Linear":
         kwargs["in_features"] = x.shape[-1]
-    elif kind.startswith("BatchNorm"):
+    elif kind.startswith(("BatchNorm", "InstanceNorm")):
         kwargs["num_features"] = x.shape[1]
-    elif kind == "LayerNorm":
+    elif kind == "GroupNorm":
+        kwargs["num_channels"] = x.shape[1]
+    elif kind in ("LayerNorm", "RMSNorm"):
         kwargs["normalized_shape"] = x.shape[-1]
     return getattr(torch.nn, kind)(**kwargs)
 

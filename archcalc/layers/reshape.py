@@ -1,4 +1,4 @@
-"""Flatten, Identity and Dropout: no parameters, shape kept or merged."""
+"""Flatten, Identity and the dropouts: no parameters, shape kept or merged."""
 
 from __future__ import annotations
 
@@ -73,3 +73,39 @@ class Dropout(LayerKind):
     def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
               out_shape: tuple[Size, ...]) -> str:
         return f"Dropout with p = {args['p']:g}"
+
+
+class _ChannelDropout(Dropout):
+    """Drops whole channels: the per-sample input is (C, *spatial), as torch's batched form."""
+
+    def words(self, args: Mapping[str, Any], in_shapes: tuple[tuple[Size, ...], ...],
+              out_shape: tuple[Size, ...]) -> str:
+        return f"{self.type}: whole channels dropped with p = {args['p']:g}"
+
+
+@register
+class Dropout1d(_ChannelDropout):
+    type = "Dropout1d"
+    ranks = (2,)
+    rank_doc = "(C, L)"
+
+
+@register
+class Dropout2d(_ChannelDropout):
+    type = "Dropout2d"
+    ranks = (3,)
+    rank_doc = "(C, H, W)"
+
+
+@register
+class Dropout3d(_ChannelDropout):
+    type = "Dropout3d"
+    ranks = (4,)
+    rank_doc = "(C, D, H, W)"
+
+
+@register
+class AlphaDropout(Dropout):
+    """Dropout that keeps the mean and variance of SELU activations."""
+
+    type = "AlphaDropout"
