@@ -241,7 +241,7 @@ def check_finished_runs(plans: list[ModelPlan], optimizers: list[str], base: Any
     done = {run["id"]: run["result"]["config"] for run in state.doc["runs"]}
     for plan in plans:
         for optimizer in optimizers:
-            for seed in seeds or [None]:
+            for seed in _each_seed(seeds):
                 rid = run_id(plan, optimizer, seed)
                 recorded = done.get(rid)
                 if recorded is None:
@@ -261,6 +261,11 @@ def check_recorded_config(rid: str, optimizer: str, recorded: dict[str, Any], no
         if key in recorded and recorded[key] != value:
             raise UsageError(f"cannot resume: {rid} ran with {optimizer} {key} "
                              f"{_show(recorded[key])}, this bench {_show(value)}", source=source)
+
+
+def _each_seed(seeds: list[int] | None) -> list[int | None]:
+    """The seeds of a several-seed bench, or one None: each cell's own seed."""
+    return list(seeds) if seeds else [None]
 
 
 def with_seed(overrides: dict[str, Any], seed: int | None) -> dict[str, Any]:
@@ -300,7 +305,7 @@ def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, b
     device_data = {}
     for plan in plans:
         for optimizer in optimizers:
-            for seed in seeds or [None]:
+            for seed in _each_seed(seeds):
                 rid = run_id(plan, optimizer, seed)
                 if rid in state.done_ids:
                     if on_run:

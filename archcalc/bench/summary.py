@@ -3,7 +3,7 @@ the course report asks about (CNN vs FFNN per optimizer, Adam vs SGD per model) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -17,7 +17,7 @@ OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
 class Group:
     """The runs of one cell (bench: model x optimizer x head; sweep: one grid point), one per seed."""
 
-    key: Hashable
+    key: tuple[Any, ...]
     runs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -49,9 +49,9 @@ class Group:
         return mean_std([r["result"][key] for r in self.runs])[0]
 
 
-def group_runs(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], Hashable]) -> list[Group]:
+def group_runs(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], tuple[Any, ...]]) -> list[Group]:
     """Runs grouped by ``key``, groups in the order of their first run."""
-    groups: dict[Hashable, Group] = {}
+    groups: dict[tuple[Any, ...], Group] = {}
     for run in runs:
         k = key(run)
         groups.setdefault(k, Group(k)).runs.append(run)
@@ -81,8 +81,8 @@ def report_comparisons(cells: list[Group]) -> list[Comparison]:
     """Per optimizer, each pair of models (first named minus second); per model, Adam minus SGD."""
     found = []
     by_key = {cell.key: cell for cell in cells}
-    models = list(dict.fromkeys((c.key[0], c.key[2]) for c in cells))  # type: ignore[index]
-    optimizers = list(dict.fromkeys(c.key[1] for c in cells))  # type: ignore[index]
+    models = list(dict.fromkeys((c.key[0], c.key[2]) for c in cells))
+    optimizers = list(dict.fromkeys(c.key[1] for c in cells))
     for optimizer in optimizers:
         for (m1, h1), (m2, h2) in combinations(models, 2):
             a, b = by_key.get((m1, optimizer, h1)), by_key.get((m2, optimizer, h2))

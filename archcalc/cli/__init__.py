@@ -4,6 +4,7 @@
 from archcalc.cli import spec  # noqa: F401, I001
 from archcalc.cli import data  # noqa: F401
 from archcalc.cli import bench  # noqa: F401
+from archcalc.cli import sweep  # noqa: F401
 from archcalc.cli import imports  # noqa: F401
 from archcalc.cli.common import app
 

@@ -111,7 +111,7 @@ def seed_rows(doc: dict[str, Any]) -> list[list[str]]:
     show_head = "head" in _seed_columns(doc)
     rows = []
     for cell in bench_cells(doc):
-        model, optimizer, head = cell.key  # type: ignore[misc]
+        model, optimizer, head = cell.key
         row = [model, OPTIMIZER_NAMES.get(optimizer, optimizer)] + ([head] if show_head else [])
         row += [f"{cell.first['result']['params']:,}", str(len(cell.counted))]
         row += accuracy_cells(cell.accuracy()) + [fmt_short(cell.mean_of("train_time_s"))]

@@ -107,13 +107,13 @@ def plot_curve_bands(doc: dict[str, Any], path: str | Path) -> Path:
 
     plt = _pyplot()
     cells = bench_cells(doc)
-    models = list(dict.fromkeys(cell.key[0] for cell in cells))  # type: ignore[index]
+    models = list(dict.fromkeys(cell.key[0] for cell in cells))
     fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.4 * max(1, len(models))), squeeze=False)
     colors = {"sgd": "tab:blue", "adam": "tab:orange"}
     for row, model in enumerate(models):
         loss_ax, acc_ax = axes[row]
-        for cell in (c for c in cells if c.key[0] == model):  # type: ignore[index]
-            optimizer = cell.key[1]  # type: ignore[index]
+        for cell in (c for c in cells if c.key[0] == model):
+            optimizer = cell.key[1]
             color, runs = colors.get(optimizer), cell.counted
             name = visible(f"{OPTIMIZER_NAMES.get(optimizer, optimizer)} (n={len(runs)})")
             for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):

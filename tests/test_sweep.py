@@ -1,0 +1,260 @@
+"""archcalc sweep: the sweep file validated like a spec, runs here, in --jobs workers and on Ray,
+resumed, surviving a killed Ray worker, and bit-identical wherever a run executes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_bench import easy_data
+
+from archcalc.bench.sweep import parse_sweep
+from archcalc.data.arrays import save_npz
+from archcalc.errors import UsageError
+
+# --------------------------------------------------------------------------- the sweep file
+
+
+def sweep_error(text: str) -> str:
+    with pytest.raises(UsageError) as caught:
+        parse_sweep(text, "grid.toml")
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("[grid]\nlrr = [0.1]\n", "grid.toml:2: [grid] has no key 'lrr' (did you mean 'lr'?)"),
+    ("[grid]\nlr = 0.1\n", ("grid.toml:2: [grid] lr must be a non-empty list of values, got 0.1 (a fixed value "
+                            "belongs in [train])")),
+    ("[grid]\nlr = []\n", "grid.toml:2: [grid] lr must be a non-empty list"),
+    ("[grid]\noptimizer = [\"sgd\", \"rmsprop\"]\n", "grid.toml:2: [grid] optimizer: 'rmsprop' is not an optimizer"),
+    ("[grid]\nseed = [0, 1, 0]\n", "grid.toml:2: [grid] seed lists 0 twice"),
+    ("[grid]\nbatch_size = [32, 0]\n", "grid.toml:2: [grid] batch_size must be from 1 to"),
+    ("[grid]\nepochs = [1.5]\n", "grid.toml:2: [grid] epochs must be an integer, got 1.5"),
+    ("[grid]\nlr = [nan]\n", "grid.toml:2: [grid] lr must be a finite number >= 0, got nan"),
+    ("[grid]\namp = [\"fp16\"]\n", "grid.toml:2: [grid] amp must be one of auto, off, bf16, got 'fp16'"),
+    ("# a comment\n[train]\nepochs = 1\nepoch = 2\n", ("grid.toml:4: [train] has no key 'epoch' (did you mean "
+                                                       "'epochs'?)")),
+    ("[grid]\nlr = [0.1]\n[train]\nlr = 0.2\n", "grid.toml:4: lr is both swept in [grid] and fixed in [train]"),
+    ("[train]\nlr = 0.1\nsgd_lr = 0.2\n", "grid.toml:3: lr and sgd_lr both set the SGD lr: keep one"),
+    ("[grid]\nmomentum = [0.5, 0.9]\n", "grid.toml:2: [grid] momentum acts on sgd runs only: with adam in the grid"),
+    ("[grids]\n", "grid.toml: unknown table [grids] (did you mean 'grid'?)"),
+    ("[data]\npath = \"a.npz\"\nsynth_n = 60\n", "grid.toml:3: [data] path and synth_n exclude each other"),
+    ("[grid\n", "grid.toml:1: invalid TOML"),
+    ("[train]\nspec = \"x\"\n", "grid.toml:2: [train] has no key 'spec'"),
+])
+def test_sweep_file_errors_name_file_line_and_key(text, expected):
+    assert sweep_error(text).startswith(expected)
+
+
+def test_a_valid_sweep_file():
+    sweep = parse_sweep('[grid]\nseed = [2, 3]\nspec = ["a.toml"]\nlr = [1, 0.5]\n[train]\nepochs = 2\n'
+                        '[data]\nsynth_n = 60\n', "g.toml", Path("/x"))
+    assert list(sweep.grid) == ["spec", "lr", "seed"] and sweep.grid["lr"] == [1.0, 0.5]
+    assert sweep.seeds == [2, 3] and sweep.swept == ["spec", "lr"] and sweep.synth_n == 60
+    assert parse_sweep("[train]\nseed = 7\n").seeds == [7]
+
+
+# --------------------------------------------------------------------------- running a sweep
+
+@pytest.fixture
+def grid(tmp_path):
+    """A 4-run sweep (2 points x 2 seeds) of the FFNN on 48 training samples."""
+    save_npz(easy_data(n=48), tmp_path / "small.npz")
+    path = tmp_path / "grid.toml"
+    path.write_text('[grid]\nspec = ["speech_ffnn"]\noptimizer = ["adam"]\nlr = [0.01, 0.001]\nseed = [0, 1]\n'
+                    '[train]\nepochs = 2\nbatch_size = 16\namp = "off"\n[data]\npath = "small.npz"\n')
+    return path
+
+
+IDS = ["speech_ffnn/adam/lr=0.01/seed=0", "speech_ffnn/adam/lr=0.01/seed=1",
+       "speech_ffnn/adam/lr=0.001/seed=0", "speech_ffnn/adam/lr=0.001/seed=1"]
+
+
+def results(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def test_sweep_here_writes_table_figure_and_resumes(cli, grid, tmp_path, monkeypatch):
+    from archcalc.bench import executors
+
+    real, calls = executors.execute, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(executors, "execute", interrupted)
+    out = tmp_path / "s"
+    result = cli("sweep", grid, "--out", out)
+    assert result.exit_code == 130 and "2 finished run(s) kept" in result.stderr
+    doc = results(out)
+    assert [r["id"] for r in doc["runs"]] == IDS[:2] and not doc["complete"]
+    monkeypatch.undo()
+    result = cli("sweep", grid, "--resume", out)
+    assert result.exit_code == 0, result.output
+    assert "2 of 4 runs finished earlier, skipped" in result.stderr
+    doc = results(out)
+    assert [r["id"] for r in doc["runs"]] == IDS and doc["complete"]
+    assert doc["runs"][0]["point"] == {"spec": "speech_ffnn", "optimizer": "adam", "lr": 0.01}
+    assert [r["result"]["config"]["lr"] for r in doc["runs"]] == [0.01, 0.01, 0.001, 0.001]
+    assert [s["runs"] for s in doc["sweep"]["sessions"]] == [2, 2]
+    table = (out / "table.md").read_text()
+    assert "| spec | optimizer | lr | n | test accuracy | 95% CI | training time |" in table
+    assert "| speech_ffnn | Adam | 0.001 | 2 |" in table and "runs per hour (one at a time" in table
+    assert (out / "accuracy.png").stat().st_size > 1000
+    assert "Sweep (test accuracy over seeds)" in result.stdout
+
+
+@pytest.mark.parametrize("change,named", [
+    (("lr = [0.01, 0.001]", "lr = [0.01]"), "[grid] lr was [0.01, 0.001] there, is [0.01] in"),
+    (("epochs = 2", "epochs = 1"), "[train] epochs was 2 there, is 1 in"),
+    (("seed = [0, 1]", "seed = [0, 1, 2]"), "[grid] seed was [0, 1] there, is [0, 1, 2]"),
+])
+def test_resume_refuses_another_grid_or_protocol(cli, grid, tmp_path, change, named):
+    out = tmp_path / "s"
+    result = cli("sweep", grid, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    doc = results(out)
+    grid.write_text(grid.read_text().replace(*change))
+    result = cli("sweep", grid, "--resume", out)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert named in result.stderr
+    assert results(out) == doc  # nothing written
+
+
+def test_sweep_usage_errors(cli, grid, tmp_path):
+    for args, message in ((["--jobs", "2", "--ray"], "--jobs and --ray exclude each other"),
+                          (["--jobs", "0"], "invalid value for '--jobs'")):
+        result = cli("sweep", grid, *args, "--out", tmp_path / "x")
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    result = cli("sweep", tmp_path / "nope.toml")
+    assert result.exit_code == 2 and "nope.toml: no such file" in result.stderr
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    result = cli("sweep", grid, "--out", out)
+    assert result.exit_code == 2 and "holds results.json" in result.stderr
+
+
+# --------------------------------------------------------------------------- the same bits everywhere
+
+def fingerprint(run: dict) -> tuple:
+    r = run["result"]
+    return (run["weights_sha256"], r["test_accuracy"], r["test_loss"], r["curves"]["train_loss"],
+            r["curves"]["val_acc"])
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs for this module's tests, shut down after them."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_a_run_is_bit_identical_alone_in_a_pool_and_on_ray(cli, grid, tmp_path, ray_cluster):
+    """One thread per run everywhere: alone (bench), here, in --jobs 2 workers and as Ray tasks."""
+    runs = {}
+    for name, args in (("here", []), ("jobs", ["--jobs", "2"]), ("ray", ["--ray"])):
+        result = cli("sweep", grid, "--threads", "1", "--out", tmp_path / name, *args)
+        assert result.exit_code == 0, result.output
+        doc = results(tmp_path / name)
+        assert [r["id"] for r in doc["runs"]] == IDS and {r["threads"] for r in doc["runs"]} == {1}
+        runs[name] = [fingerprint(r) for r in doc["runs"]]
+    pids = {r["worker"]["pid"] for r in results(tmp_path / "jobs")["runs"]}
+    assert os.getpid() not in pids and results(tmp_path / "ray")["sweep"]["sessions"][0]["executor"] == "ray"
+    assert runs["here"] == runs["jobs"] == runs["ray"]
+    assert len({r[0] for r in runs["here"]}) == 4  # four different runs
+    alone = cli("bench", "--data", grid.parent / "small.npz", "--spec", "speech_ffnn", "--optimizer", "adam",
+                "--adam-lr", "0.001", "--seed", "1", "--epochs", "2", "--batch-size", "16", "--amp", "off",
+                "--threads", "1", "--out", tmp_path / "alone", "--json")
+    assert alone.exit_code == 0, alone.output
+    assert fingerprint(json.loads(alone.stdout)["runs"][0]) == runs["ray"][3]
+
+
+def _ray_workers_running(name: str) -> list[int]:
+    """Worker processes of this user whose title shows them running the task ``name``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                title = handle.read().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith(f"ray::{name}"):
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds Ray workers through /proc")
+def test_a_killed_ray_worker_loses_no_run_and_doubles_none(cli, grid, tmp_path, ray_cluster):
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_one() -> None:
+        while not stop.is_set() and not killed:
+            for pid in _ray_workers_running("archcalc_run"):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=kill_one, daemon=True)
+    watcher.start()
+    try:
+        result = cli("sweep", grid, "--ray", "--out", tmp_path / "r")
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+    assert result.exit_code == 0, result.output
+    assert killed, "no Ray worker was seen running a run"
+    doc = results(tmp_path / "r")
+    assert [r["id"] for r in doc["runs"]] == IDS and doc["complete"]  # every run, exactly once
+    assert killed[0] not in {r["worker"]["pid"] for r in doc["runs"]}  # its run was retried elsewhere
+
+
+@pytest.mark.parametrize("version,mode,refused", [
+    ("2.60.0", None, None), ("2.59.1", "token", None), ("2.58.0", "token", None),
+    ("2.58.0", None, "Ray 2.58.0 starts local clusters without token authentication"),
+    ("2.60.0", "disabled", "RAY_AUTH_MODE=disabled turns Ray's token authentication off"),
+])
+def test_a_local_ray_cluster_keeps_token_authentication(monkeypatch, version, mode, refused):
+    from archcalc.bench.executors import check_token_authentication
+
+    if mode is None:
+        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    else:
+        monkeypatch.setenv("RAY_AUTH_MODE", mode)
+    if refused is None:
+        check_token_authentication(version)
+    else:
+        with pytest.raises(UsageError, match=refused):
+            check_token_authentication(version)
+
+
+def test_without_ray_installed_ray_says_what_to_install(cli, grid, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    result = cli("sweep", grid, "--ray", "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --ray needs Ray, which is not installed: pip install 'archcalc[ray]'\n"
