@@ -145,7 +145,41 @@ class Functional(nn.Module):
         return F.softmax(self.fc(x), dim=1)
 
 
+class CRNN(nn.Module):
+    """A speech CRNN: conv front end, frequency folded into channels, a bidirectional GRU, mean over time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.gru = nn.GRU(8 * 20, 16, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 1, T, 40)
+        x = F.max_pool2d(F.hardswish(self.conv(x)), (1, 2))
+        x = x.permute(0, 2, 1, 3).flatten(2)  # (N, T, 160)
+        out, _ = self.gru(x)
+        return self.fc(out.mean(dim=1))
+
+
+class KeywordTransformer(nn.Module):
+    def __init__(self, d: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Linear(40, d)
+        self.blocks = nn.ModuleList(nn.TransformerEncoderLayer(d, 4, 32, batch_first=True, activation="gelu")
+                                    for _ in range(2))
+        self.attn = nn.MultiheadAttention(d, 2, batch_first=True)
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, 40)
+        x = self.embed(x)
+        for block in self.blocks:
+            x = block(x)
+        x, _ = self.attn(x, x, x)
+        return self.head(x.mean(1))
+
+
 MODELS = {
+    "crnn": (CRNN, (1, 20, 40)), "transformer": (KeywordTransformer, (12, 40)),
     "resnet": (ResNetish, (3, 32, 32)), "dense": (DenseBlock, (8, 16, 16)), "se": (SE, (16, 8, 8)),
     "inverted": (InvertedResidual, (8, 16, 16)), "view": (ViewHead, (1, 28, 28)),
     "inception": (FourBranch, (16, 12, 12)), "functional": (Functional, (3, 20, 20)),

@@ -221,7 +221,7 @@ def _parameter_names(built: Any, analysis: Analysis, point: Mapping[str, int],
             continue
         expected_count += len(ours)
         theirs = {name[len(node.name) + 1:]: shape for name, shape in actual.items()
-                  if name.startswith(node.name + ".") and "." not in name[len(node.name) + 1:]}
+                  if name.startswith(node.name + ".")}  # a node is a module, never a folder of nodes
         claimed.update(f"{node.name}.{k}" for k in theirs)
         if ours != theirs:
             _mismatch(mismatches, source, node.layer.label, "parameter names", _names_text(ours),
@@ -250,13 +250,15 @@ def _names_text(named: Mapping[str, tuple[Size, ...]]) -> str:
 def _totals(torchinfo: Any, built: Any, input_shape: tuple[int, ...], analysis: Analysis,
             point: Mapping[str, int], totals: list[CheckResult]) -> None:
     """The totals from ``parameters()`` (a shared tensor once) and from torchinfo's summary."""
+    import torch
+
     source = analysis.spec.source
     total = evaluate(analysis.total_params, point)
     unique = sum(p.numel() for p in built.parameters())
     trainable = sum(p.numel() for p in built.parameters() if p.requires_grad)
     try:
-        summary = torchinfo.summary(built, input_size=(BATCH, *input_shape), verbose=0, device="cpu",
-                                    depth=1)
+        summary = torchinfo.summary(built, input_data=[sample_input(torch, analysis, input_shape)], verbose=0,
+                                    device="cpu", depth=1)
         by_torchinfo = f"{summary.total_params:,}"
     except Exception as exc:  # noqa: BLE001  whatever torchinfo raises is the answer
         by_torchinfo = f"torchinfo failed: {torch_message(exc)}"
@@ -340,7 +342,7 @@ def _run(torch: Any, model: Any, input_shape: tuple[int, ...], analysis: Analysi
     handles = [m.register_forward_hook(record) for m in hooked.values()]
     try:
         with torch.no_grad():
-            model(torch.zeros((BATCH, *input_shape)))
+            model(sample_input(torch, analysis, input_shape))
     except Exception as exc:  # noqa: BLE001  any torch error is reported, named
         run.error = torch_message(exc)
     finally:
@@ -351,6 +353,12 @@ def _run(torch: Any, model: Any, input_shape: tuple[int, ...], analysis: Analysi
     if run.error is not None:
         run.failed_at = next((n.name for n in analysis.layers if n.name not in run.shapes), None)
     return run
+
+
+def sample_input(torch: Any, analysis: Analysis, input_shape: tuple[int, ...], batch: int = BATCH) -> Any:
+    """Zeros of the input's shape and type: valid indices too, for an input of indices."""
+    dtype = torch.long if analysis.spec.input_dtype == "long" else torch.float32
+    return torch.zeros((batch, *input_shape), dtype=dtype)
 
 
 def assert_spec(path: str | Path, values: Mapping[str, int] | None = None, torch: bool = True) -> None:

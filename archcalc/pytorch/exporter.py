@@ -61,6 +61,46 @@ class Cat(nn.Module):
         return torch.cat(xs, dim=self.dim)
 
 
+class Permute(nn.Module):
+    """x.permute(dims); the batch axis counted (and kept at 0)."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.dims)
+
+
+class Transpose(nn.Module):
+    """x.transpose(dim0, dim1); the batch axis counted."""
+
+    def __init__(self, dim0: int, dim1: int) -> None:
+        super().__init__()
+        self.dim0, self.dim1 = dim0, dim1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(self.dim0, self.dim1)
+
+
+class Mean(nn.Module):
+    """x.mean over dim (the batch axis counted)."""
+
+    def __init__(self, dim: int | tuple[int, ...], keepdim: bool = False) -> None:
+        super().__init__()
+        self.dim, self.keepdim = dim, keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=self.dim, keepdim=self.keepdim)
+
+
+class Sum(Mean):
+    """x.sum over dim (the batch axis counted)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(dim=self.dim, keepdim=self.keepdim)
+
+
 def _put(root: nn.Module, path: str, module: nn.Module) -> None:
     """Set ``module`` at a dotted path, making plain containers on the way (``layer1.0.conv1``)."""
     *folders, leaf = path.split(".")
@@ -72,6 +112,9 @@ def _put(root: nn.Module, path: str, module: nn.Module) -> None:
 '''
 
 MERGES = {"Add": "Add()", "Mul": "Mul()"}
+OPS = ("Permute", "Transpose", "Mean", "Sum")  # written with the classes above
+TUPLES = ("RNN", "LSTM", "GRU", "MultiheadAttention")  # torch returns (output, state): the node is [0]
+SEQUENCE = ("TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder")
 
 
 def export_python(analysis: Analysis) -> str:
@@ -101,11 +144,29 @@ def export_python(analysis: Analysis) -> str:
         var = _variable(node.name, taken)
         variables[node.name] = var
         call = _module_ref(node.shared_with or node.name)
-        args = ", ".join(variables[source] for source in node.inputs)
-        lines.append(f"        {var} = {call}({args})")
+        lines.append(f"        {var} = {_call(node, call, [variables[source] for source in node.inputs])}")
     outputs = [variables[n] for n in spec.output_names]
     lines.append(f"        return {outputs[0] if len(outputs) == 1 else '(' + ', '.join(outputs) + ')'}")
     return "\n".join(lines) + "\n"
+
+
+def _call(node: LayerResult, call: str, args: list[str]) -> str:
+    """The call of a node's module in forward: torch's sequence modules take time first unless
+    batch_first, and the recurrent and attention ones return tuples, of which the node is [0]."""
+    if node.type not in TUPLES + SEQUENCE:
+        return f"{call}({', '.join(args)})"
+    batch_first = node.args.get("batch_first", False)
+    if node.type == "MultiheadAttention" and len(args) == 1:
+        args = args * 3
+    if not batch_first:
+        args = [f"{a}.transpose(0, 1)" for a in args]
+    extra = ", need_weights=False" if node.type == "MultiheadAttention" else ""
+    out = f"{call}({', '.join(args)}{extra})" + ("[0]" if node.type in TUPLES else "")
+    return out if batch_first else f"{out}.transpose(0, 1)"
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _block_classes(analysis: Analysis) -> dict[str, tuple[str, str]]:
@@ -128,7 +189,17 @@ def _constructor(analysis: Analysis, node: LayerResult) -> str:
         return f"Cat(dim={node.args['dim']})"
     from archcalc.layers.registry import LayerKind
 
-    if type(node.kind).build_module is not LayerKind.build_module:  # built from archcalc's own modules
+    if node.type in OPS:
+        return f"{node.type}({', '.join(f'{k}={_literal(_tuple(v))}' for k, v in node.args.items())})"
+    if node.type == "TransformerEncoder":
+        in_shape = tuple(evaluate(s, analysis.values) for s in node.in_shape)
+        kwargs = torch_kwargs(node, in_shape)
+        layers = kwargs.pop("num_layers")
+        inner = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
+        return f"nn.TransformerEncoder(nn.TransformerEncoderLayer({inner}), {layers}, enable_nested_tensor=False)"
+    if node.type in TUPLES + SEQUENCE:
+        pass  # the torch.nn class itself; forward takes [0] and keeps the batch axis first (_call)
+    elif type(node.kind).build_module is not LayerKind.build_module:  # built from archcalc's own modules
         raise UsageError(f"{node.layer.label}: {node.type} has no torch.nn class to write; export writes "
                          "torch.nn layers and the merges")
     in_shape = tuple(evaluate(s, analysis.values) for s in node.in_shape)

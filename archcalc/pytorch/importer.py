@@ -170,7 +170,10 @@ def _functions(torch: Any) -> dict[Any, str]:
         F.adaptive_avg_pool1d: "AdaptiveAvgPool1d", F.adaptive_avg_pool2d: "AdaptiveAvgPool2d",
         F.adaptive_max_pool1d: "AdaptiveMaxPool1d", F.adaptive_max_pool2d: "AdaptiveMaxPool2d",
         F.max_pool1d: "MaxPool1d", F.max_pool2d: "MaxPool2d", F.avg_pool1d: "AvgPool1d", F.avg_pool2d: "AvgPool2d",
-        F.leaky_relu: "LeakyReLU", F.elu: "ELU",
+        F.leaky_relu: "LeakyReLU", F.elu: "ELU", F.hardtanh: "Hardtanh", F.mish: "Mish", F.softplus: "Softplus",
+        F.softsign: "Softsign", F.glu: "GLU", F.dropout1d: "Dropout1d", F.dropout2d: "Dropout2d",
+        F.dropout3d: "Dropout3d", torch.mean: "Mean", torch.sum: "Sum", torch.permute: "Permute",
+        torch.transpose: "Transpose",
     }
     return table
 
@@ -193,9 +196,13 @@ POSITIONAL = {
     "AvgPool1d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
     "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
     "Mean": ("dim", "keepdim"), "Sum": ("dim", "keepdim"), "Permute": ("dims",), "Transpose": ("dim0", "dim1"),
+    "Hardtanh": ("min_val", "max_val", "inplace"), "Softplus": ("beta", "threshold"), "GLU": ("dim",),
+    "Mish": ("inplace",), "Dropout1d": ("p", "training", "inplace"), "Dropout2d": ("p", "training", "inplace"),
+    "Dropout3d": ("p", "training", "inplace"),
 }
 # what a function's keyword is called on the module (torch.flatten's defaults differ from nn.Flatten's)
 FUNCTION_DEFAULTS = {"Flatten": {"start_dim": 0, "end_dim": -1}, "Cat": {"dim": 0}}
+TUPLE_MODULES = {"RNN", "LSTM", "GRU", "MultiheadAttention"}  # module(x) is (output, state or weights)
 CREATORS = {"zeros", "ones", "full", "arange", "randn", "rand", "tensor", "empty", "eye", "linspace",
             "zeros_like", "ones_like", "randn_like", "rand_like", "full_like", "empty_like", "as_tensor"}
 
@@ -302,6 +309,14 @@ class _Converter:
         if node.op == "call_function" and target is operator.getitem and node.args[0].name in self.folded:
             self._fold(node, source)
             return
+        if node.op == "call_function" and target is operator.getitem and self._tuple_output(node):
+            if node.args[1] == 0:
+                self.by_fx[node.name] = self.by_fx[node.args[0].name]  # out, state = lstm(x): the node is `out`
+                return
+            if not node.users:
+                return  # the state, unused (out, _ = gru(x))
+            raise _Refused(node.name, source, "uses the hidden state (or attention weights) of a recurrent or "
+                           "attention module; a spec node gives its output sequence only")
         if node.op == "call_method" and what in RESHAPES:
             self._reshape(node, source)
             return
@@ -334,6 +349,8 @@ class _Converter:
         if kind_name == "Cat":
             rest: tuple[Any, ...] = tuple(node.args[1:])
             names: tuple[str, ...] = ("dim",)
+        elif kind_name == "Permute" and len(node.args) > 2:  # x.permute(0, 2, 1): the dims one by one
+            rest, names = (list(node.args[1:]),), ("dims",)
         else:
             rest, names = tuple(node.args[1:]), POSITIONAL.get(kind_name, ())
         for key, value in zip(names, rest, strict=False):
@@ -342,8 +359,6 @@ class _Converter:
         given.pop("training", None)
         given.pop("_stacklevel", None)
         given.pop("dtype", None)
-        if kind_name == "Permute" and "dims" not in given:
-            given["dims"] = list(node.args[1:])
         if kind_name == "Flatten" and given.get("start_dim") == 0:
             raise _Refused(node.name, source, "flattens the batch axis (start_dim 0): write flatten(x, 1)")
         if kind_name == "Softmax" and given.get("dim") is None and "dim" in kind.args:
@@ -352,6 +367,15 @@ class _Converter:
             if any(_is_node(v) for v in self._flat(value)):
                 raise _Refused(node.name, source, f"{key} is computed from a tensor; it must be a number")
         return _checked(kind, {k: _plain(v) for k, v in given.items() if k in kind.args}, node.name, source)
+
+    def _tuple_output(self, node: Any) -> bool:
+        """``module(x)[0]`` of a module returning (output, state): recurrent layers and attention,
+        whose spec node is that output."""
+        parent, index = node.args[0], node.args[1]
+        if not (_is_node(parent) and parent.op == "call_module" and isinstance(index, int)
+                and parent.name in self.by_fx):
+            return False
+        return type(self.gm.get_submodule(parent.target)).__name__ in TUPLE_MODULES
 
     def _fold(self, node: Any, source: str) -> None:
         for user in node.users:
@@ -400,8 +424,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _transformer_args(module: Any) -> dict[str, Any]:
+    """A transformer layer keeps its arguments in its parts: read them there."""
+    layer = module.layers[0] if hasattr(module, "layers") else module
+    activation = getattr(layer.activation, "__name__", type(layer.activation).__name__).lower()
+    found = {"nhead": layer.self_attn.num_heads, "dim_feedforward": layer.linear1.out_features,
+             "dropout": layer.dropout.p, "activation": activation, "layer_norm_eps": layer.norm1.eps,
+             "batch_first": layer.self_attn.batch_first, "norm_first": layer.norm_first,
+             "bias": layer.linear1.bias is not None}
+    if hasattr(module, "layers"):
+        found["num_layers"] = module.num_layers
+    return found
+
+
 def module_args(kind: Any, module: Any, path: str) -> dict[str, Any]:
     """The constructor arguments of a torch module, read from its attributes (inferred sizes left out)."""
+    if kind.type.startswith("Transformer"):
+        return _checked(kind, _transformer_args(module), path, f"module {path}")
+    if kind.type == "MultiheadAttention":
+        found = {"num_heads": module.num_heads, "dropout": module.dropout, "bias": module.in_proj_bias is not None,
+                 "add_bias_kv": module.bias_k is not None, "add_zero_attn": module.add_zero_attn,
+                 "batch_first": module.batch_first}
+        found.update({k: getattr(module, k) for k in ("kdim", "vdim") if getattr(module, k) != module.embed_dim})
+        return _checked(kind, found, path, f"module {path}")
     found: dict[str, Any] = {}
     for key, arg in kind.args.items():
         if arg.default is INFERRED:
