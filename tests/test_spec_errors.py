@@ -209,3 +209,10 @@ def test_not_utf8(cli, tmp_path):
     path.write_bytes(HEAD.encode() + b'[[layers]]\nname = "caf\xe9"\ntype = "ReLU"\n')
     err = fails(cli, path)
     assert "not UTF-8 text" in err
+
+
+def test_input_dtype(cli, write_spec):
+    err = fails(cli, write_spec(HEAD.replace("shape", 'dtype = "complex"\nshape') + CONV))
+    assert "[input] dtype must be one of 'float32', 'float', 'long', 'int64', got 'complex'" in err
+    err = fails(cli, write_spec(HEAD.replace("shape", 'dtype = "long"\nshape') + CONV))
+    assert "reads the model input, which holds indices" in err and "only Embedding and EmbeddingBag" in err

@@ -238,6 +238,7 @@ def _analyze_layer(spec: ModelSpec, layer: LayerSpec, in_shapes: tuple[Shape, ..
     kind = get_kind(layer.type)
     assert kind is not None  # the reader validated the type
     where = f"{spec.source}:{layer.line}" if layer.line else spec.source
+    _check_indices(spec, layer, kind, where)
     for shape, source in zip(in_shapes, layer.inputs, strict=True):
         if kind.ranks is not None and len(shape) not in kind.ranks:
             of = f" (from {source!r})" if len(in_shapes) > 1 else ""
@@ -262,6 +263,18 @@ def _analyze_layer(spec: ModelSpec, layer: LayerSpec, in_shapes: tuple[Shape, ..
         trainable_params=counted_n if layer.trainable else 0, params_formula=formula,
         derivation=tuple(step.derivation), description=kind.describe(layer.args),
     )
+
+
+def _check_indices(spec: ModelSpec, layer: LayerSpec, kind: LayerKind, where: str) -> None:
+    """Indices (``[input] dtype = "long"``) go to Embedding kinds only, and those take nothing else."""
+    takes = getattr(kind, "takes_indices", False)
+    reads_input = INPUT in layer.inputs
+    if spec.input_dtype == "long" and reads_input and not takes:
+        raise ShapeError(f"{layer.label} reads the model input, which holds indices ([input] dtype = \"long\"): "
+                         "only Embedding and EmbeddingBag take indices", source=where)
+    if takes and not (reads_input and spec.input_dtype == "long"):
+        raise ShapeError(f"{layer.label} takes indices: its input must be the model input, with "
+                         "[input] dtype = \"long\"", source=where)
 
 
 def _same_module(kind: LayerKind, layer: LayerSpec, original: LayerResult, shape: Shape, step: Step) -> None:

@@ -81,6 +81,7 @@ class ModelSpec:
     outputs: tuple[str, ...] = ()  # the [output] nodes; empty means the last layer
     groups: tuple[Group, ...] = ()  # the block uses, each after the groups it contains
     blocks: tuple[str, ...] = ()  # the names of the [blocks] defined, used or not
+    input_dtype: str = "float32"  # "long": the input holds indices (for Embedding)
     expect: Expectations = field(default_factory=Expectations)
     train: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     lint: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

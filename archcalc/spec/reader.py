@@ -24,6 +24,7 @@ TOP_LEVEL = ("model", "input", "symbols", "blocks", "layers", "output", "expect"
 LAYER_KEYS = ("type", "name", "from", "same_as", "expect_shape", "expect_params", "trainable")
 EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
 BUNDLED = ("speech_cnn", "speech_ffnn")
+INPUT_DTYPES = {"float32": "float32", "float": "float32", "long": "long", "int64": "long"}
 MAX_SPEC_BYTES = 10_000_000  # a spec is read no further than this
 MAX_LAYERS = 100_000  # [[layers]] tables; a spec with blocks may expand to as many nodes
 # Attributes of nn.Module, nn.Sequential and torch.fx.GraphModule (torch 2.13): a layer of that name
@@ -109,6 +110,7 @@ class _Reader:
         self.prefixes: set[str] = set()  # every proper dotted prefix of a node name
         self.aliases: dict[str, str] = {}  # block use name -> its output node
         self.symbols: set[str] = set()
+        self.input_dtype = "float32"
 
     # -- locating values in the text, for messages
     def line_of(self, key: str, after: int | None = None) -> int | None:
@@ -189,7 +191,7 @@ class _Reader:
         return ModelSpec(
             source=self.source, name=name, description=description, input_shape=input_shape,
             symbols=MappingProxyType(symbols), layers=tuple(layers.values()), outputs=outputs, expect=expect,
-            groups=tuple(expander.groups), blocks=tuple(expander.blocks),
+            groups=tuple(expander.groups), blocks=tuple(expander.blocks), input_dtype=self.input_dtype,
             train=MappingProxyType(self._settings(data, "train")),
             lint=MappingProxyType(self._settings(data, "lint")),
         )
@@ -221,7 +223,12 @@ class _Reader:
 
     def _input(self, data: dict[str, Any]) -> tuple[int | str, ...]:
         table = self._table(data, "input")
-        self._check_keys(table, ("shape",), "[input]")
+        self._check_keys(table, ("shape", "dtype"), "[input]")
+        dtype = table.get("dtype", "float32")
+        if dtype not in INPUT_DTYPES:
+            raise self.fail(f"[input] dtype must be one of {', '.join(map(repr, INPUT_DTYPES))}, got {dtype!r}",
+                            self.line_of("dtype"))
+        self.input_dtype = INPUT_DTYPES[dtype]
         shape = table.get("shape")
         line = self.line_of("shape")
         if not isinstance(shape, list) or not shape:
