@@ -6,6 +6,7 @@ one-line errors. The shapes and parameters of every kind against torch are in te
 from __future__ import annotations
 
 import contextlib
+import itertools
 import warnings
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from torch_reference import spec_text
 
 from archcalc import analyze, build, parse_spec
 from archcalc.analysis.cost import cost
+from archcalc.errors import ShapeError
 from archcalc.layers import REGISTRY
 from archcalc.pytorch import ops
 from archcalc.symbolic import evaluate, symbol
@@ -31,7 +33,9 @@ NORMS = ["BatchNorm3d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Instan
 AXIS = ["Permute", "Transpose", "Mean", "Sum", "Unflatten", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
 ACTIVATIONS = ["PReLU", "Hardtanh", "Hardswish", "Hardsigmoid", "Mish", "Softplus", "Softsign", "Tanhshrink",
                "Threshold", "GLU", "Softmax2d", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout"]
-NEW = [k for k in SEQUENCE + NORMS + AXIS + ACTIVATIONS if k in REGISTRY]
+POOL_PAD = ["AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "FractionalMaxPool2d",
+            *(f"{p}Pad{d}d" for p in ("Zero", "Constant", "Reflection", "Replication", "Circular") for d in (1, 2, 3))]
+NEW = [k for k in SEQUENCE + NORMS + AXIS + ACTIVATIONS + POOL_PAD if k in REGISTRY]
 
 
 def _analysis(text: str, values: dict[str, int] | None = None):
@@ -258,6 +262,61 @@ def test_glu_halves_a_symbolic_axis():
     assert evaluate(analysis.layers[0].out_shape[0], {"T": 8}) == 4
 
 
+def test_padding_limits_are_conditions_on_symbols():
+    analysis = _analysis(spec_text([2, "T"], [{"type": "ReflectionPad1d", "padding": [3, 1]},
+                                              {"type": "ZeroPad1d", "padding": [-2, 0]}]))
+    t = symbol("T")
+    assert analysis.layers[0].out_shape == (2, t + 4) and analysis.layers[1].out_shape == (2, t + 2)
+    assert analysis.ranges["T"].text("T") == "T >= 4"
+    ranges = _analysis(spec_text([1, "H", 8], [{"type": "CircularPad2d", "padding": [1, 1, 5, 0]}])).ranges
+    assert ranges["H"].text("H") == "H >= 5"
+    ranges = _analysis(spec_text([1, 8, "W"], [{"type": "ReplicationPad2d", "padding": [-4, -3, 0, 0]}])).ranges
+    assert ranges["W"].text("W") == "W >= 8"
+    ranges = _analysis(spec_text([1, "H", 9], [{"type": "FractionalMaxPool2d", "kernel_size": 3,
+                                                "output_size": [6, 4]}])).ranges
+    assert ranges["H"].text("H") == "H >= 8"
+
+
+@pytest.mark.parametrize("prefix", ["Zero", "Constant", "Reflection", "Replication", "Circular"])
+def test_padding_refuses_exactly_where_torch_does(prefix):
+    """Every pair of paddings -4..4 on inputs 1..7: the same size as torch, or a refusal where torch
+    refuses (or gives an empty axis). One exception: a circular padding that crops more than the
+    input on one side and pads the other, which torch sometimes runs on wrapped slices."""
+    for before, after in itertools.product(range(-4, 5), repeat=2):
+        for n in range(1, 8):
+            layer = {"type": f"{prefix}Pad1d", "padding": [before, after]}
+            kwargs = {"padding": (before, after)}
+            if prefix == "Constant":
+                layer["value"] = kwargs["value"] = 0.5
+            try:
+                ours = _analysis(spec_text([1, n], [layer])).layers[0].out_shape
+            except ShapeError:
+                ours = None
+            try:
+                out = getattr(nn, f"{prefix}Pad1d")(**kwargs)(torch.randn(2, 1, n))
+                theirs = tuple(out.shape[1:]) if out.numel() else None
+            except Exception:  # noqa: BLE001  torch's refusal
+                theirs = None
+            if prefix == "Circular" and n < -min(before, 0) - min(after, 0):
+                assert ours is None
+                continue
+            assert ours == theirs, (before, after, n)
+
+
+def test_lppool_has_the_size_of_average_pooling():
+    for ceil_mode in (False, True):
+        args = {"kernel_size": 3, "stride": 2, "ceil_mode": ceil_mode}
+        lp = _analysis(spec_text([2, "T"], [{"type": "LPPool1d", "norm_type": 2, **args}]))
+        avg = _analysis(spec_text([2, "T"], [{"type": "AvgPool1d", **args}]))
+        assert lp.layers[0].out_shape == avg.layers[0].out_shape
+        assert lp.ranges["T"] == avg.ranges["T"]
+
+
+def test_adaptive_pool_3d_keeps_none_axes():
+    row = _analysis(spec_text([2, "D", 6, 7], [{"type": "AdaptiveMaxPool3d", "output_size": ["none", 2, 3]}])).layers[0]
+    assert row.out_shape == (2, symbol("D"), 2, 3)
+
+
 def test_group_and_instance_norm_conditions():
     ranges = _analysis(spec_text(["C", 5], [{"type": "GroupNorm", "num_groups": 3}])).ranges
     assert ranges["C"].text("C") == "C >= 3, C ≡ 0 (mod 3)"
@@ -311,6 +370,26 @@ ERRORS = [
     ([4, 5], {"type": "Softmax2d"}, "takes a per-sample input (C, H, W)"),
     ([4, 5, 5], {"type": "Dropout1d"}, "takes a per-sample input (C, L)"),
     ([4, 5], {"type": "Dropout2d", "p": 1.5}, "p must be >= 0.0 and <= 1.0"),
+    ([2, 9], {"type": "AdaptiveAvgPool1d", "output_size": "none"}, "torch's 1-d adaptive pooling refuses None"),
+    ([2, 9], {"type": "AdaptiveMaxPool1d", "output_size": ["none"]}, "torch's 1-d adaptive pooling refuses None"),
+    ([2, 5], {"type": "LPPool1d", "kernel_size": 3}, "missing required argument 'norm_type'"),
+    ([2, 5], {"type": "LPPool1d", "norm_type": 2, "kernel_size": [3]}, "kernel_size must be an integer >= 1"),
+    ([2, 2], {"type": "LPPool1d", "norm_type": 2, "kernel_size": 3}, "output L would be 0"),
+    ([2, 8, 9], {"type": "FractionalMaxPool2d", "kernel_size": 3, "output_size": [7, 4]},
+     "H (input, at least output_size 7 + kernel_size 3 - 1): size 8 is too small (needs >= 9)"),
+    ([2, 8, 9], {"type": "FractionalMaxPool2d", "kernel_size": 3, "output_size": 2, "output_ratio": 0.5},
+     "output_ratio is not supported"),
+    ([2, 8, 9], {"type": "FractionalMaxPool2d", "kernel_size": 3, "output_size": 2, "return_indices": True},
+     "return_indices = true returns a tuple"),
+    ([2, 5], {"type": "ReflectionPad1d", "padding": [5, 0]},
+     "dim 2 (L) (input, larger than the reflection padding 5): size 5 is too small (needs >= 6)"),
+    ([2, 5, 4], {"type": "CircularPad2d", "padding": [0, 5, 1, 1]}, "at least the circular padding 5"),
+    ([2, 5], {"type": "ZeroPad1d", "padding": [-3, -3]}, "dim 2 (L) after padding (-3, -3): size -1 is too small"),
+    ([2, 5], {"type": "ReplicationPad1d", "padding": [-3, -2]}, "after padding (-3, -2): size 0 is too small"),
+    ([2, 5, 6], {"type": "ZeroPad2d", "padding": [1, 2, 3]}, "padding must be an integer or a list of 4 integers"),
+    ([2, 5], {"type": "ConstantPad1d", "padding": 1}, "missing required argument 'value'"),
+    ([5], {"type": "ZeroPad2d", "padding": 1}, "takes a per-sample input at least 2 axes"),
+    ([2, 3, 5], {"type": "ReflectionPad1d", "padding": 1}, "takes a per-sample input (C, L) or (L)"),
 ]
 
 
@@ -323,7 +402,8 @@ def test_bad_arguments_are_one_line_errors(cli, write_spec, shape, layer, messag
 
 # archcalc's own rules: torch runs these, but the batch axis would move or vanish, or an RNN would
 # read [N, C, T] as one unbatched sequence of C time steps
-OWN_RULES = ("per-sample input", "moves the batch axis", "is the batch axis", "reduces every per-sample axis")
+OWN_RULES = ("per-sample input", "moves the batch axis", "is the batch axis", "reduces every per-sample axis",
+             "returns a tuple", "is not supported")
 
 
 @pytest.mark.parametrize("shape,layer,message", ERRORS)
@@ -338,6 +418,8 @@ def _torch_run(shape: list[int], layer: dict) -> None:
     """Torch's own module (or tensor method) from the written arguments, on a batch of 2."""
     x = torch.randn(2, *shape)
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in layer.items() if k != "type"}
+    if kwargs.get("output_size") in ("none", ("none",)):
+        kwargs["output_size"] = None
     type_ = layer["type"]
     methods = {"Permute": lambda: x.permute(*kwargs["dims"]), "Transpose": lambda: x.transpose(kwargs["dim0"],
                kwargs["dim1"]), "Mean": lambda: x.mean(kwargs["dim"]), "Sum": lambda: x.sum(kwargs["dim"])}

@@ -80,6 +80,23 @@ ROWS: dict[str, tuple[Any, dict[str, Any]]] = {
     "Threshold": ([5], {"threshold": 0.1, "value": 20.0}), "GLU": ([6, 4], {"dim": 1}), "Softmax2d": ([3, 4, 5], {}),
     "Dropout1d": ([3, 5], {"p": 0.2}), "Dropout2d": ([3, 4, 5], {}), "Dropout3d": ([2, 3, 4, 5], {"inplace": True}),
     "AlphaDropout": ([6], {"p": 0.1}),
+    # pooling and padding
+    "AdaptiveAvgPool3d": ([2, 5, 6, 7], {"output_size": ["none", 2, 3]}),
+    "AdaptiveMaxPool3d": ([2, 5, 6, 7], {"output_size": 2}),
+    "LPPool1d": ([2, 15], {"norm_type": 2, "kernel_size": 3, "stride": 2}),
+    "LPPool2d": ([2, 9, 8], {"norm_type": 1.5, "kernel_size": [2, 3], "ceil_mode": True}),
+    "FractionalMaxPool2d": ([2, 9, 8], {"kernel_size": 3, "output_size": [5, 4]}),
+    "ZeroPad1d": ([2, 5], {"padding": [1, 2]}), "ZeroPad2d": ([2, 5, 6], {"padding": [1, -1, 0, 2]}),
+    "ZeroPad3d": ([2, 3, 4, 5], {"padding": 1}),
+    "ConstantPad1d": ([5], {"padding": 2, "value": 1.5}),
+    "ConstantPad2d": ([2, 3, 4, 5], {"padding": [1, 2, 3, 4], "value": -1.0}),
+    "ConstantPad3d": ([2, 3, 4, 5], {"padding": [0, 1, 1, 0, 2, 2], "value": 0.0}),
+    "ReflectionPad1d": ([2, 5], {"padding": [4, 1]}), "ReflectionPad2d": ([2, 5, 6], {"padding": 2}),
+    "ReflectionPad3d": ([2, 3, 4, 5], {"padding": [1, 2, 0, 3, 2, -1]}),
+    "ReplicationPad1d": ([2, 5], {"padding": [3, -1]}), "ReplicationPad2d": ([5, 6], {"padding": [1, 2, 3, 4]}),
+    "ReplicationPad3d": ([2, 3, 4, 5], {"padding": 2}),
+    "CircularPad1d": ([2, 5], {"padding": [5, 2]}), "CircularPad2d": ([2, 5, 6], {"padding": [1, 6, 0, 2]}),
+    "CircularPad3d": ([3, 4, 5], {"padding": [1, 1, 2, 2, 3, 3]}),
 }
 
 INFERRED = {"in_channels": 0, "in_features": -1, "num_features": 0, "num_channels": 0,
@@ -141,7 +158,8 @@ def _torch_answer(type_: str, shapes: list[list[int]], args: dict[str, Any]
         out = {"Add": lambda: xs[0] + xs[1], "Mul": lambda: xs[0] * xs[1],
                "Cat": lambda: torch.cat(xs, dim=args["dim"])}[type_]()
         return (tuple(out.shape[1:]), 0), {}
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    kwargs = {k: tuple(None if e == "none" else e for e in v) if isinstance(v, list) else v
+              for k, v in args.items()}  # TOML's "none" is torch's None
     if type_ in TENSOR_OPS:
         return (tuple(TENSOR_OPS[type_](xs[0], kwargs).shape[1:]), 0), {}
     for key, axis in INFERRED.items():

@@ -52,7 +52,7 @@ def _tuple_or_int(draw: Any, dims: int, lo: int, hi: int) -> Any:
 
 def window_layer(draw: Any, dims: int) -> dict[str, Any]:
     """A conv, pool or adaptive pool of the given dimensionality, with random arguments."""
-    family = draw(st.sampled_from(["Conv", "MaxPool", "AvgPool", "Adaptive"]))
+    family = draw(st.sampled_from(["Conv", "MaxPool", "AvgPool", "Adaptive", "Pad", "LPPool"]))
     k = _tuple_or_int(draw, dims, 1, 5)
     if family == "Conv":
         layer: dict[str, Any] = {"type": f"Conv{dims}d", "out_channels": draw(st.integers(1, 6)),
@@ -73,7 +73,24 @@ def window_layer(draw: Any, dims: int) -> dict[str, Any]:
         if draw(st.integers(0, 5)) == 0:
             layer["padding_mode"] = draw(st.sampled_from(["reflect", "replicate", "circular"]))
         return layer
-    if family == "Adaptive" and dims < 3:
+    if family == "Pad":  # negative entries crop; torch limits reflection and circular padding
+        prefix = draw(st.sampled_from(["Zero", "Constant", "Reflection", "Replication", "Circular"]))
+        low = 0 if prefix == "Circular" else -2  # circular crops: see test_layers_new.py
+        padding = draw(st.integers(max(low, -1), 3)) if draw(st.booleans()) \
+            else [draw(st.integers(low, 3)) for _ in range(2 * dims)]
+        layer = {"type": f"{prefix}Pad{dims}d", "padding": padding}
+        if prefix == "Constant":
+            layer["value"] = 0.5
+        return layer
+    if family == "LPPool" and dims < 3:
+        layer = {"type": f"LPPool{dims}d", "norm_type": draw(st.sampled_from([1, 2, 1.5])),
+                 "kernel_size": k if dims > 1 else draw(st.integers(1, 5))}  # torch's LPPool1d: an int
+        if draw(st.booleans()):
+            layer["stride"] = _tuple_or_int(draw, dims, 1, 3)
+        if draw(st.booleans()):
+            layer["ceil_mode"] = True
+        return layer
+    if family in ("Adaptive", "LPPool"):
         kind = draw(st.sampled_from(["Avg", "Max"]))
         size = [draw(st.integers(1, 6)) if draw(st.integers(0, 3)) else "none" for _ in range(dims)]
         out = size if dims > 1 else size[0]

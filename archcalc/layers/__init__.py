@@ -7,6 +7,8 @@ from archcalc.layers import (  # noqa: F401  (register kinds)
     linear,
     merge,
     norm,
+    pad,
+    pool,
     recurrent,
     reshape,
     shape,

@@ -265,6 +265,8 @@ def _output_size_arg(dims: int) -> Arg:
             raise ArgError(f"must be an integer or a list of {dims} entries, got {value!r}")
         out: list[int | None] = []
         for item in items:
+            if item == "none" and dims == 1:
+                raise ArgError("must be an integer >= 1, got 'none' (torch's 1-d adaptive pooling refuses None)")
             if item == "none":
                 out.append(None)  # TOML has no null: "none" keeps that axis, as None does in torch
             elif isinstance(item, int) and not isinstance(item, bool) and item >= 1:
@@ -321,7 +323,7 @@ for _dims in (1, 2, 3):
     _conv(_dims)
     _pool("Max", _dims)
     _pool("Avg", _dims)
-for _dims in (1, 2):
+for _dims in (1, 2, 3):
     _adaptive("Avg", _dims)
     _adaptive("Max", _dims)
 
