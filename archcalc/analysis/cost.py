@@ -1,7 +1,7 @@
 """Receptive fields, MACs/FLOPs and activation memory, as formulas in the input sizes.
 
 Conventions (stated wherever the numbers are shown):
-- MACs: multiply-accumulates of the forward pass per sample, conv and linear layers only
+- MACs: multiply-accumulates of the forward pass per sample: conv, linear, recurrent and attention layers
   (``Cout*H*W * K*K*Cin/groups`` and ``in*out`` per position); bias additions, activations,
   pooling and normalization count 0, as in ``torch.utils.flop_counter.FlopCounterMode``.
 - FLOPs = 2 x MACs (forward). Training FLOPs = 3 x forward FLOPs (the backward pass computes
@@ -59,7 +59,7 @@ def cost(analysis: Analysis, batch: int = 1, dtype: str = "float32") -> CostRepo
         raise ValueError(f"unknown dtype {dtype!r}: use {', '.join(DTYPE_BYTES)}")
     rows = []
     for row in analysis.layers:
-        macs = row.kind.macs(row.in_shape, row.out_shape, row.args)
+        macs = row.kind.macs_all(row.in_shapes, row.out_shape, row.args)  # cross-attention: the key's length
         rows.append(LayerCost(row.index, row.name, macs, as_size(2 * macs), as_size(6 * macs),
                               product(list(row.out_shape))))
     total_macs = as_size(sum((r.macs for r in rows), start=0))
@@ -95,6 +95,9 @@ def receptive_fields(analysis: Analysis) -> tuple[tuple[str, ...], list[Field]]:
     return names, [fields[row.name] for row in analysis.layers]
 
 
+AXIS_MOVES = ("Permute", "Transpose", "Unflatten", "PixelShuffle", "PixelUnshuffle")  # positions change meaning
+
+
 def _node_field(row: LayerResult, inputs: list[Field]) -> Field:
     if len(inputs) > 1:
         if "dim" in row.args and row.args["dim"] % (len(row.in_shape) + 1) != 1:
@@ -105,6 +108,10 @@ def _node_field(row: LayerResult, inputs: list[Field]) -> Field:
         return None if row.kind.spans_input() else current
     if row.kind.family in ("conv_transpose", "upsample"):
         return "after upsampling"
+    if row.type in AXIS_MOVES:
+        return "not tracked (axes moved)"
+    if row.kind.family == "pad":
+        return "not tracked (after a padding layer)"
     window = row.kind.window(row.args)
     if window is None or len(window[0]) != len(current):
         return current

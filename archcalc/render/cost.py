@@ -14,7 +14,8 @@ from archcalc.render.console import make_console
 from archcalc.render.spec import count_text
 from archcalc.symbolic import Size, compact_str, is_number, size_str
 
-COST_NOTE = ("MACs: forward multiply-accumulates per sample (conv and linear layers; activations, "
+COST_NOTE = ("MACs: forward multiply-accumulates per sample (conv, linear, recurrent and attention layers; "
+             "activations, "
              "pooling and normalization count 0). FLOPs = 2 x MACs; training = 3 x forward FLOPs. "
              "Activations: every layer's output kept for the backward pass, input included.")
 

@@ -410,6 +410,8 @@ class _Reader:
             inputs = tuple(self.resolve(source, label, where, scope) for source in names)
         if arity == 1 and len(inputs) != 1:
             raise self.fail(f"{label} takes one input, got {len(inputs)}: {', '.join(inputs)}", where)
+        if arity is not None and arity > 1 and len(inputs) not in (1, arity):
+            raise self.fail(f"{label} takes one input or {arity}, got {len(inputs)}: {', '.join(inputs)}", where)
         if arity is None and len(inputs) < 2:
             raise self.fail(f"{label} merges two or more inputs: write them as from = [\"a\", \"b\"]",
                             where or line)
