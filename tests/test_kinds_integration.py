@@ -69,3 +69,49 @@ from = ["input", "a"]
 """
     err = fails(cli, write_spec(text))
     assert "takes one input or 3, got 2" in err and "model.toml:" in err
+
+
+TEXT_CLASSIFIER = """[input]
+shape = ["T"]
+dtype = "long"
+[symbols]
+T = 12
+[[layers]]
+name = "embed"
+type = "Embedding"
+num_embeddings = 100
+embedding_dim = 16
+padding_idx = 0
+[[layers]]
+name = "lstm"
+type = "LSTM"
+hidden_size = 8
+batch_first = true
+bidirectional = true
+[[layers]]
+name = "pool"
+type = "Mean"
+dim = 1
+[[layers]]
+name = "fc"
+type = "Linear"
+out_features = 2
+"""
+
+
+def test_an_embedding_model_checks_against_torch(cli, write_spec):
+    analysis = analyze(parse_spec(TEXT_CLASSIFIER, "text.toml"))
+    lstm = 2 * 4 * (8 * (16 + 8) + 2 * 8)
+    assert analysis.total_params == 100 * 16 + lstm + (16 * 2 + 2)
+    assert analysis.node("embed").out_shape[1] == 16
+    result = cli("check", write_spec(TEXT_CLASSIFIER))
+    assert result.exit_code == 0, result.output
+    assert "parameter names and shapes" in result.stdout
+
+
+def test_embedding_takes_the_input_of_indices_only(cli, write_spec):
+    float_input = TEXT_CLASSIFIER.replace('dtype = "long"\n', "")
+    err = fails(cli, write_spec(float_input))
+    assert "'embed' (Embedding) takes indices: its input must be the model input" in err
+    err = fails(cli, write_spec(TEXT_CLASSIFIER.replace('padding_idx = 0', 'padding_idx = 100')))
+    assert "padding_idx = 100 must be within the table" in err

@@ -41,6 +41,8 @@ ROWS: dict[str, tuple[Any, dict[str, Any]]] = {
     "BatchNorm1d": ([4, 6], {}),
     "BatchNorm2d": ([4, 5, 5], {"affine": False}),
     "LayerNorm": ([3, 6], {}),
+    "Embedding": ([7], {"num_embeddings": 10, "embedding_dim": 4, "padding_idx": 0}),
+    "EmbeddingBag": ([7], {"num_embeddings": 10, "embedding_dim": 4, "mode": "sum"}),
     "ReLU": ([5], {}), "ReLU6": ([5], {"inplace": True}), "LeakyReLU": ([5], {"negative_slope": 0.2}), "ELU": ([5], {}), "GELU": ([5], {}),
     "SiLU": ([5], {}), "Sigmoid": ([5], {}), "Tanh": ([5], {}),
     "Softmax": ([3, 4], {"dim": 1}), "LogSoftmax": ([3, 4], {"dim": -1}),
@@ -129,8 +131,11 @@ def _module(type_: str, kwargs: dict[str, Any]) -> Any:
     return getattr(torch.nn, type_)(**kwargs)
 
 
+INDICES = ("Embedding", "EmbeddingBag")  # kinds reading an input of indices ([input] dtype = "long")
+
+
 def _spec(shapes: list[list[int]], type_: str, args: dict[str, Any]) -> str:
-    text = f"[input]\nshape = {json.dumps(shapes[0])}\n"
+    text = f"[input]\nshape = {json.dumps(shapes[0])}\n" + ('dtype = "long"\n' if type_ in INDICES else "")
     names = ["input"]
     for i, extra in enumerate(shapes[1:]):  # more inputs: adaptive pools of the input to the wanted size
         text += (f'[[layers]]\nname = "in{i + 2}"\ntype = "Identity"\nfrom = "input"\n' if extra == shapes[0]
@@ -154,6 +159,8 @@ def _reshaper(i: int, have: list[int], want: list[int]) -> str:
 def _torch_answer(type_: str, shapes: list[list[int]], args: dict[str, Any]
                   ) -> tuple[tuple[tuple[int, ...], int], dict[str, tuple[int, ...]]]:
     xs = [torch.randn(2, *s) for s in shapes]
+    if type_ in INDICES:
+        xs = [torch.randint(0, args["num_embeddings"], (2, *shapes[0]))]
     if type_ in ("Add", "Mul", "Cat"):
         out = {"Add": lambda: xs[0] + xs[1], "Mul": lambda: xs[0] * xs[1],
                "Cat": lambda: torch.cat(xs, dim=args["dim"])}[type_]()

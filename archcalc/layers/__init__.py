@@ -4,6 +4,7 @@ from archcalc.layers import (  # noqa: F401  (register kinds)
     act,
     attention,
     conv,
+    embedding,
     linear,
     merge,
     norm,

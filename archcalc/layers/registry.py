@@ -214,7 +214,8 @@ class ParamCount:
 
 
 FAMILIES = ("conv", "conv_transpose", "pool", "adaptive_pool", "upsample", "linear", "activation", "norm",
-            "softmax", "reshape", "dropout", "identity", "merge", "recurrent", "attention", "pad", "reduce")
+            "softmax", "reshape", "dropout", "identity", "merge", "recurrent", "attention", "pad", "reduce",
+            "embedding")
 
 
 class LayerKind:
