@@ -23,7 +23,7 @@ from archcalc.symbolic import IDENTIFIER, RESERVED_NAMES, ExprSyntaxError, Size,
 TOP_LEVEL = ("model", "input", "symbols", "blocks", "layers", "output", "expect", "train", "lint")
 LAYER_KEYS = ("type", "name", "from", "same_as", "expect_shape", "expect_params", "trainable")
 EXPECT_KEYS = ("total_params", "trainable_params", "output_shape")
-BUNDLED = ("speech_cnn", "speech_ffnn")
+BUNDLED = ("speech_cnn", "speech_ffnn", "speech_crnn", "speech_kwt")
 INPUT_DTYPES = {"float32": "float32", "float": "float32", "long": "long", "int64": "long"}
 MAX_SPEC_BYTES = 10_000_000  # a spec is read no further than this
 MAX_LAYERS = 100_000  # [[layers]] tables; a spec with blocks may expand to as many nodes
