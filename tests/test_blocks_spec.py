@@ -68,6 +68,13 @@ def test_repeat_stamps_dotted_copies_chained():
     assert groups["stage.1"].args["project"] is False
 
 
+def test_copies_and_nested_uses_are_names_for_their_outputs():
+    text = (HEAD + BLOCK + use(name="stage", block="res", repeat=2, out=8)
+            + '[[layers]]\nname = "sum"\ntype = "Add"\nfrom = ["stage.0", "stage"]\n')
+    s = spec(text)
+    assert s.layers[-1].inputs == ("stage.0.add", "stage.1.add")
+
+
 def test_use_without_repeat_names_nodes_under_the_use():
     s = spec(HEAD + BLOCK + use(name="b", block="res", out=8))
     assert [layer.name for layer in s.layers] == ["b.conv", "b.add"]
@@ -206,6 +213,19 @@ def test_bad_expressions(text, message):
     ('[blocks.a]\nargs = { n = 3 }\nlayers = [{ name = "c", block = "a2", repeat = "n - 3" }]\n'
      '[blocks.a2]\nlayers = [{ type = "ReLU" }]\n' + use(block="a"), ["repeat must be an integer from 1", "got 0"]),
     ('[[layers]]\ntype = "ReLU"\nwhen = "true"\n', ["when chooses layers by block parameters"]),
+    ('[blocks.a]\nargs = { repeat = 1 }\nlayers = [{ type = "ReLU" }]\n' + use(block="a"),
+     ["parameter 'repeat' is a key of a block use"]),
+    ('[blocks.a]\nlayers = [{ type = "ReLU" }]\n' + use(name="u", block="a") + use(name="u", block="a"),
+     ["a block use named 'u' is written above"]),
+    ('[blocks.a]\nlayers = [{ name = "r", type = "ReLU", when = "false" }]\n' + use(name="u", block="a"),
+     ["the spec has no layers"]),
+    ('[blocks.a]\noutput = "r"\nlayers = [{ name = "r", type = "ReLU", when = "false" }, { name = "s", '
+     'type = "ReLU" }]\n' + use(name="u", block="a"), ["output 'r' is left out by its when"]),
+    ('[blocks.a]\nargs = { c = "d * 2" }\nlayers = [{ type = "ReLU" }]\n' + use(block="a"),
+     ["the default of c names 'd', not a parameter", "(parameters: c)"]),
+    ('[blocks.a]\nargs = { c = 3 }\nlayers = [{ name = "r", type = "ReLU" }, { name = "q", type = "Conv2d", '
+     'out_channels = "c", kernel_size = 1, dilation = 0 }]\n' + use(name="u", block="a"),
+     ["model.toml:5:", "'u.q' (Conv2d): dilation"]),
     ('[blocks.a]\nlayers = [{ name = "m", when = "false", type = "Add", from = ["input", "input"] },'
      ' { name = "r", type = "ReLU", from = "m" }]\n' + use(block="a"), ["names a merge left out by its when"]),
 ])
@@ -220,6 +240,11 @@ def test_nesting_and_size_limits(cli, write_spec):
     chain += '[blocks.b20]\nlayers = [{ type = "ReLU" }]\n'
     err = fails(cli, write_spec(HEAD + chain + use(block="b0")))
     assert "nested deeper than 16 levels" in err
+    bomb = ('[blocks.a]\nlayers = [{ name = "r", type = "ReLU", when = "false" }]\n'
+            '[blocks.b]\nlayers = [{ name = "x", block = "a", repeat = 100000 }]\n'
+            '[[layers]]\nname = "pre"\ntype = "ReLU"\n' + use(name="u", block="b", repeat=100000))
+    err = fails(cli, write_spec(HEAD + bomb))  # copies that add no node still count: no hang
+    assert "more than 100,000 nodes and block copies" in err
     many = '[blocks.a]\nlayers = [{ type = "ReLU" }, { type = "ReLU" }]\n' + use(block="a", repeat=60000)
     err = fails(cli, write_spec(HEAD + many))
     assert "more than 100,000 nodes" in err

@@ -76,6 +76,8 @@ class ReaderLike(Protocol):
     lines: list[str]
     context: str
     frozen: bool
+    current_line: int | None
+    aliases: dict[str, str]
 
     def fail(self, message: str, line: int | None = None) -> SpecError: ...
     def line_of(self, key: str, after: int | None = None) -> int | None: ...
@@ -120,6 +122,10 @@ def read_blocks(table: Any, reader: ReaderLike) -> dict[str, BlockDef]:
             if not BLOCK_NAME.match(param) or param in ("and", "or", "not", "true", "false"):
                 raise reader.fail(f"[blocks.{name}] parameter {param!r} must be a plain identifier",
                                   reader.line_of("args", head) or head)
+        clash = [p for p in params if p in USE_KEYS]
+        if clash:
+            raise reader.fail(f"[blocks.{name}] parameter {clash[0]!r} is a key of a block use ({', '.join(USE_KEYS)}): "
+                              "choose another name", reader.line_of("args", head) or head)
         both = sorted(set(required) & set(defaults)) or sorted({p for p in params if params.count(p) > 1})
         if both:
             raise reader.fail(f"[blocks.{name}] parameter {both[0]!r} is both required and given a default",
@@ -155,7 +161,8 @@ def _inline_lines(lines: list[str], head: int | None) -> list[int]:
             inside = True
             text = text.split("[", 1)[1]
         if inside and re.match(r"\s*\{", text):
-            found.append(i + 1)
+            # every entry that starts on this line: an inline table after the array's [ or a comma
+            found.extend([i + 1] * max(1, len(re.findall(r"(?:^|[\[,])\s*\{", text))))
         elif inside and re.match(r"\s*\]", text):
             break
     return found
@@ -179,6 +186,8 @@ class Expander:
         self.blocks = blocks
         self.groups: list[Group] = []
         self.used: set[str] = set()
+        self.use_names: dict[str, bool] = {}  # full name of each use -> it continues a folder (first_index)
+        self.copies = 0  # block bodies stamped out, empty ones included
 
     def use(self, raw: dict[str, Any], line: int | None, prefix: str, scope: Scope | None,
             input_node: str, stack: tuple[str, ...], local_index: int) -> tuple[str, str]:
@@ -200,12 +209,19 @@ class Expander:
                               f"block = {block_name!r})", reader.line_of("type", line) or line)
         block = self.blocks[block_name]
         self.used.add(block_name)
+        reader.current_line = line
         name = raw.get("name", f"{block_name}_{local_index}")
         if not isinstance(name, str) or not all(name.split(".")) or name == INPUT:
             raise reader.fail(f"block use name must be a non-empty string (dots only between parts), "
                               f"got {name!r}", reader.line_of("name", line) or line)
         full = prefix + name
         label = f"block use {full!r} ({block_name})"
+        continuing = "first_index" in raw
+        if full in self.use_names and not (continuing and self.use_names[full]):
+            raise reader.fail(f"{label}: a block use named {full!r} is written above; name uses apart (several "
+                              "uses continue one folder only with repeat and first_index)",
+                              reader.line_of("name", line) or line)
+        self.use_names[full] = continuing or self.use_names.get(full, False)
         params = scope.params if scope is not None else {}
         args = self._use_args(raw, block, label, line, params)
         repeat = self._repeat(raw, label, line, params)
@@ -232,6 +248,7 @@ class Expander:
                 output = self._body(block, resolved, full, line, input_node, (*stack, block_name))
                 self.groups.append(Group(full, block_name, MappingProxyType(resolved), output, None, line,
                                          expect_shape, expect_params))
+                reader.aliases[full] = output
                 return full, output
             output = input_node
             for copy in range(repeat):
@@ -239,8 +256,10 @@ class Expander:
                 copy_name = f"{full}.{first_index + copy}"
                 output = self._body(block, resolved, copy_name, line, output, (*stack, block_name))
                 self.groups.append(Group(copy_name, block_name, MappingProxyType(resolved), output, None, line))
+                reader.aliases[copy_name] = output
             self.groups.insert(position, Group(full, block_name, MappingProxyType(args), output, repeat, line,
                                                expect_shape, expect_params, MappingProxyType(first)))
+            reader.aliases[full] = output
             return full, output
         finally:
             reader.frozen = frozen
@@ -299,6 +318,14 @@ class Expander:
                                    line)
         bound = dict(given)
         pending = [p for p in block.params if p not in bound]
+        for param in pending:
+            default = block.defaults[param]
+            tokens = tokenize(default) if isinstance(default, str) else None
+            unknown = [n for n in names_in(tokens or []) if n not in block.params]
+            if unknown and (len(tokens or []) > 1 or self._names(default, block.params)):
+                raise self.reader.fail(f"[blocks.{block.name}] the default of {param} names {unknown[0]!r}, not a "
+                                       f"parameter{suggest(unknown[0], list(block.params))} (parameters: "
+                                       f"{', '.join(block.params)})", self.reader.line_of("args", block.line))
         while pending:
             progress = False
             for param in list(pending):
@@ -368,6 +395,9 @@ class Expander:
               input_node: str, stack: tuple[str, ...]) -> str:
         """Add one copy's nodes; returns the node whose output is the copy's output."""
         reader = self.reader
+        self.copies += 1
+        if self.copies + reader.node_count() > MAX_NODES:
+            raise reader.fail(f"the spec expands to more than {MAX_NODES:,} nodes and block copies", use_line)
         scope = Scope(block.name, full, use_line, params, {INPUT: input_node})
         outer = reader.context
         reader.context = scope.context
@@ -386,6 +416,7 @@ class Expander:
                     raise reader.fail(f"[blocks.{block.name}] layer name {name!r} is used twice in the block "
                                       "(two layers may share a name only when a when keeps at most one)",
                                       reader.line_of("name", line) or line)
+                reader.current_line = line
                 if "block" in raw:
                     source = self._source(raw, line, scope, previous)
                     used = {k: v for k, v in raw.items() if k not in ("when", "from")}
@@ -399,6 +430,9 @@ class Expander:
                     raise reader.fail(f"the spec expands to more than {MAX_NODES:,} nodes", use_line)
             if block.output is None:
                 return previous
+            if block.output in scope.left_out:
+                raise reader.fail(f"[blocks.{block.name}] output {block.output!r} is left out by its when in this "
+                                  "copy: the block would give no output of its own", reader.line_of("output", block.line))
             if block.output not in scope.names or scope.names[block.output] is None:
                 known = [n for n in scope.names if n != INPUT]
                 raise reader.fail(f"[blocks.{block.name}] output {block.output!r} is not a layer of the "

@@ -111,6 +111,7 @@ class _Reader:
         self.aliases: dict[str, str] = {}  # block use name -> its output node
         self.symbols: set[str] = set()
         self.input_dtype = "float32"
+        self.current_line: int | None = None  # the table being read, for messages
 
     # -- locating values in the text, for messages
     def line_of(self, key: str, after: int | None = None) -> int | None:
@@ -131,6 +132,7 @@ class _Reader:
         return self.line_of(key, after) if key in raw else None
 
     def fail(self, message: str, line: int | None = None) -> SpecError:
+        line = line or self.current_line  # a value found on no line of its own: the line of its table
         return SpecError(message + self.context, source=f"{self.source}:{line}" if line else self.source)
 
     def node_count(self) -> int:
@@ -176,6 +178,7 @@ class _Reader:
             if isinstance(raw, dict) and "when" in raw:
                 raise self.fail(f"layer {i}: when chooses layers by block parameters: it belongs in a "
                                 "[[blocks.NAME.layers]] table", self.line_of("when", line))
+            self.current_line = line
             if isinstance(raw, dict) and "block" in raw:
                 source = previous
                 if "from" in raw:
@@ -185,6 +188,9 @@ class _Reader:
                 self.aliases[full] = previous
             else:
                 previous = self.add_layer(raw, line, previous, None)
+        self.current_line = None
+        if not self.nodes:
+            raise self.fail("the spec has no layers: every layer of its blocks is left out by a when condition")
         layers = self.nodes
         outputs = self._outputs(data, layers)
         expect = self._expect(data, input_shape)
