@@ -439,3 +439,120 @@ def test_export_onnx_needs_onnx_or_says_so(cli, tmp_path):
     else:
         assert cli("export", "--format", "onnx", "--out", tmp_path / "m.onnx").exit_code == 0
         assert (tmp_path / "m.onnx").stat().st_size > 0
+
+
+class FixedBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(x).reshape(2, -1)  # right only at the traced batch size
+
+
+class CatBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c(x)
+        return torch.cat([y, y])  # dim 0: the batch axis
+
+
+class Underscore(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self._c = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._c(x)
+
+
+class AddAlpha(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.add(self.c(x), x, alpha=2)
+
+
+class Keywords(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 2, 1)
+        self.b = nn.Conv2d(3, 2, 1)
+        self.pool = nn.AdaptiveAvgPool2d((None, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.cat(tensors=[self.a(x), self.b(x)], dim=1))
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    (FixedBatch, "reshapes with the batch size written as 2"),
+    (CatBatch, "the model cannot be written as a spec"),
+    (Underscore, "the model cannot be written as a spec"),
+    (AddAlpha, "scales by alpha"),
+])
+def test_what_only_looks_right_at_the_traced_batch_is_refused(model, expected):
+    with pytest.raises(UsageError, match=expected):
+        import_model(model(), (3, 8, 8))
+
+
+def test_keyword_tensors_and_none_sizes_import():
+    imported = import_model(Keywords(), (3, 8, 6))
+    assert 'output_size = ["none", 1]' in imported.text and 'from = ["a", "b"]' in imported.text
+    assert imported.output_shape == (4, 8, 1)
+
+
+EVIL = '''
+import sys
+import torch
+from torch import nn
+print("HELLO at import")
+
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        print("HELLO in init")
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        print("HELLO in forward")
+        return self.fc(x)
+
+def exits():
+    sys.exit(0)
+'''
+
+
+def test_the_models_own_output_and_exit_never_reach_the_spec(cli, tmp_path):
+    source = tmp_path / "evil.py"
+    source.write_text(EVIL)
+    result = cli("import", f"{source}:M", "--input-shape", "8")
+    assert result.exit_code == 0
+    assert "HELLO" not in result.stdout and result.stdout.startswith("# imported from")
+    archcalc.parse_spec(result.stdout, "printed.toml")  # standard output is the spec alone
+    out = tmp_path / "never.toml"
+    result = cli("import", f"{source}:exits", "--input-shape", "8", "--out", out)
+    assert result.exit_code == 2 and "called sys.exit(0)" in result.stderr and not out.exists()
+
+
+def test_limits_of_the_traced_input(cli):
+    result = cli("import", "x.py:m", "--input-shape", "3,100000,100000")
+    assert result.exit_code == 2 and "at most 50,000,000" in result.stderr
+    with pytest.raises(UsageError, match="not a valid symbol name"):
+        symbol_axes((3, 8, 8), ["ß=1"])
+    with pytest.raises(UsageError, match="the axis must be"):
+        symbol_axes((3, 8, 8), ["T=\uff11"])
+
+
+def test_export_names_never_clash(tmp_path):
+    text = ('[model]\nname = "add"\n[input]\nshape = [3, 4, 4]\n[blocks._put]\nlayers = [{ type = "ReLU" }]\n'
+            '[[layers]]\nname = "c"\ntype = "Conv2d"\nout_channels = 3\nkernel_size = 1\n'
+            '[[layers]]\nname = "s"\ntype = "Add"\nfrom = ["c", "input"]\n[[layers]]\nname = "p"\nblock = "_put"\n')
+    path = tmp_path / "clash.py"
+    path.write_text(export_python(archcalc.analyze(archcalc.parse_spec(text, "clash.toml"))))
+    module = _load(path)
+    assert module.AddModel()(torch.zeros(1, 3, 4, 4)).shape == (1, 3, 4, 4)

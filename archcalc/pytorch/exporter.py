@@ -121,10 +121,12 @@ def export_python(analysis: Analysis) -> str:
     """The module's source text, at the analysis' symbol values (every size must be a number)."""
     spec = analysis.spec
     class_name = _class_name(spec.name)
+    while class_name in HELPERS:
+        class_name = f"{class_name}Model"
     total = analysis.value(analysis.total_params)
     summary = (f"{len(analysis.layers)} nodes, {total:,} parameters, input {list(analysis.shape_value(analysis.input_shape))}"
                f" per sample (batch axis first when called).")
-    containers = _block_classes(analysis)
+    containers = _block_classes(analysis, class_name)
     lines = [HEADER.format(name=spec.name, source=spec.source, summary=summary), ""]
     for block, cls in sorted(set(containers.values())):
         lines += ["", f"class {cls}(nn.Module):", f'    """The container of each use of block {block!r}."""', ""]
@@ -169,16 +171,26 @@ def _tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _block_classes(analysis: Analysis) -> dict[str, tuple[str, str]]:
+HELPERS = {"Add", "Mul", "Cat", "Permute", "Transpose", "Mean", "Sum", "_put", "torch", "nn", "annotations"}
+
+
+def _block_classes(analysis: Analysis, model_class: str) -> dict[str, tuple[str, str]]:
     """Each block copy's path -> (block, the container class named after it), outer paths first: the
-    class name carries the block's name, so the file imports back to the same blocks."""
+    class name carries the block's name, so the file imports back to the same blocks. Names that
+    would clash with the file's helpers, its model class or each other get a suffix."""
+    taken = {name.lower() for name in HELPERS | {model_class}}
+    classes: dict[str, str] = {}
     found = {}
     for group in sorted(analysis.spec.groups, key=lambda g: g.name.count(".")):
-        if group.repeat is None:
+        if group.repeat is not None:
+            continue
+        if group.block not in classes:
             cls = group.block[:1].upper() + group.block[1:]
-            if cls in ("Add", "Mul", "Cat", _class_name(analysis.spec.name)) or not cls.isidentifier():
+            while cls.lower() in taken or not cls.isidentifier() or keyword.iskeyword(cls):
                 cls = f"{cls}Block"
-            found[group.name] = (group.block, cls)
+            taken.add(cls.lower())
+            classes[group.block] = cls
+        found[group.name] = (group.block, classes[group.block])
     return found
 
 

@@ -328,7 +328,9 @@ class _Converter:
             raise _Refused(node.name, source, "no layer kind for this call (supported: + * torch.cat, flatten, "
                            "view/reshape to (N, -1), F.relu/relu6/hardswish/hardsigmoid/sigmoid/silu/gelu/"
                            "softmax/log_softmax/dropout, F's pools; see the README)")
-        tensors = [a for a in self._flat(node.args) if _is_node(a)]
+        if kind_name in ("Add", "Mul") and any(k in node.kwargs for k in ("alpha", "out")):
+            raise _Refused(node.name, source, "scales by alpha (or writes to out): no layer kind does that")
+        tensors = [a for a in self._flat(node.args) + self._flat(node.kwargs.get("tensors", ())) if _is_node(a)]
         if kind_name in ("Add", "Mul") and (len(tensors) != 2 or len(node.args) != 2):
             raise _Refused(node.name, source, "adds or multiplies a number, not two tensors: no layer kind "
                            "scales by a constant")
@@ -356,6 +358,7 @@ class _Converter:
         for key, value in zip(names, rest, strict=False):
             given[key] = value
         given.update(node.kwargs)
+        given.pop("tensors", None)
         given.pop("training", None)
         given.pop("_stacklevel", None)
         given.pop("dtype", None)
@@ -387,6 +390,11 @@ class _Converter:
 
     def _reshape(self, node: Any, source: str) -> None:
         data = node.args[0]
+        sizes = self._flat(node.args[1:]) or self._flat(node.kwargs.get("shape", ()))
+        first = sizes[0] if sizes else None
+        if not (first == -1 and len(sizes) == 2 or _is_node(first) and first.name in self.folded):
+            raise _Refused(node.name, source, f"reshapes with the batch size written as {first!r}: write "
+                           "x.view(x.size(0), -1) or x.flatten(1), which hold for every batch size")
         have, want = self.shapes.get(data.name), self.shapes.get(node.name)
         if have is None or want is None or len(want) != 1 or math.prod(have) != want[0]:
             raise _Refused(node.name, source, f"reshapes {list(have or ())} to {list(want or ())}: only a flatten "
@@ -417,7 +425,12 @@ def _qualified(target: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """A module attribute as a TOML value: tuples as lists, one repeated number as that number."""
+    """A module attribute as a TOML value: tuples as lists, one repeated number as that number,
+    None inside a size as "none" (TOML has no null)."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)) and any(v is None for v in value):
+        return ["none" if v is None else _plain(v) for v in value]
     if isinstance(value, (tuple, list)):
         items = [_plain(v) for v in value]
         return items[0] if items and all(v == items[0] for v in items) and isinstance(items[0], int) else items
@@ -575,7 +588,7 @@ def symbol_axes(input_shape: Sequence[int], symbols: Sequence[str]) -> dict[int,
     for text in symbols:
         name, sep, axis_text = text.partition("=")
         if sep:
-            if not axis_text.isdigit() or not int(axis_text) < len(input_shape):
+            if not (axis_text.isascii() and axis_text.isdigit()) or not int(axis_text) < len(input_shape):
                 raise UsageError(f"the axis must be 0..{len(input_shape) - 1}", option="symbol_axis", subject=repr(text))
             axis = int(axis_text)
         elif name in names:
@@ -583,7 +596,7 @@ def symbol_axes(input_shape: Sequence[int], symbols: Sequence[str]) -> dict[int,
         else:
             known = f"name an axis ({', '.join(names)})" if names else "give its axis"
             raise UsageError(f"{known}, or write NAME=AXIS (e.g. T=1)", option="symbol_axis", subject=repr(text))
-        if not name.isidentifier() or name in ("floor", "ceil", "min", "max"):
+        if not (name.isascii() and name.isidentifier()) or name in ("floor", "ceil", "min", "max"):
             raise UsageError(f"{name!r} is not a valid symbol name", option="symbol_axis", subject=repr(text))
         if axis in axes or name in axes.values():
             raise UsageError("the axis or the name is given twice", option="symbol_axis", subject=repr(text))
@@ -646,9 +659,9 @@ def _verified(text: str, model: Any, nodes: list[Node], converter: _Converter, s
     try:
         analysis = analyze(parse_spec(text, "<imported spec>"))
     except SpecError as exc:
-        raise CheckError(f"the written spec does not load: {exc}") from None
+        raise UsageError(f"the model cannot be written as a spec: {exc.message}") from None
     except Exception as exc:  # noqa: BLE001  an archcalc refusal of what torch ran is a failed check
-        raise CheckError(f"the written spec does not analyze: {exc}") from None
+        raise UsageError(f"the model cannot be written as a spec: {getattr(exc, 'message', exc)}") from None
     for node in nodes:
         row = analysis.node(node.name)
         theirs = shapes.get(node.fx_name)
@@ -674,9 +687,24 @@ def _verified(text: str, model: Any, nodes: list[Node], converter: _Converter, s
 
 def load_and_import(target: str, input_shape: Sequence[int], kwargs: Mapping[str, Any],
                     symbols: Sequence[str] = ()) -> Imported:
-    model = load_target(target, kwargs)
+    """Load, trace and verify with the user's code kept off standard output (where the spec goes),
+    its warnings silenced, and a sys.exit() in it reported as an error."""
+    import contextlib
+    import warnings
+
     _, _, attr = target.rpartition(":")
-    return import_model(model, input_shape, symbols, name=attr.lower(), description=f"imported from {target}")
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = load_target(target, kwargs)
+            return import_model(model, input_shape, symbols, name=attr.lower(),
+                                description=f"imported from {target}")
+        except SystemExit as exc:
+            raise UsageError(f"the model's code called sys.exit({exc.code!r})", option="model",
+                             subject=repr(target)) from None
+
+
+MAX_SAMPLE = 50_000_000  # values in one traced sample: the trace runs the model on a batch of 2
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -685,7 +713,11 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if not parts or not all(p.isascii() and p.isdigit() and len(p) <= 9 and int(p) > 0 for p in parts):
         raise UsageError("write positive integers separated by commas, batch axis left "
                          "out, e.g. 3,224,224", option="input_shape", subject=repr(text))
-    return tuple(int(p) for p in parts)
+    shape = tuple(int(p) for p in parts)
+    if math.prod(shape) > MAX_SAMPLE:
+        raise UsageError(f"{math.prod(shape):,} values per sample: the model is run on the input to trace it, "
+                         f"which allows at most {MAX_SAMPLE:,}", option="input_shape", subject=repr(text))
+    return shape
 
 
 Converter = Callable[..., Any]
