@@ -391,7 +391,7 @@ class _Converter:
     def _reshape(self, node: Any, source: str) -> None:
         data = node.args[0]
         sizes = self._flat(node.args[1:]) or self._flat(node.kwargs.get("shape", ()))
-        first = sizes[0] if sizes else None
+        first: Any = sizes[0] if sizes else None
         if not (first == -1 and len(sizes) == 2 or _is_node(first) and first.name in self.folded):
             raise _Refused(node.name, source, f"reshapes with the batch size written as {first!r}: write "
                            "x.view(x.size(0), -1) or x.flatten(1), which hold for every batch size")
@@ -455,11 +455,11 @@ def module_args(kind: Any, module: Any, path: str) -> dict[str, Any]:
     if kind.type.startswith("Transformer"):
         return _checked(kind, _transformer_args(module), path, f"module {path}")
     if kind.type == "MultiheadAttention":
-        found = {"num_heads": module.num_heads, "dropout": module.dropout, "bias": module.in_proj_bias is not None,
+        attention: dict[str, Any] = {"num_heads": module.num_heads, "dropout": module.dropout, "bias": module.in_proj_bias is not None,
                  "add_bias_kv": module.bias_k is not None, "add_zero_attn": module.add_zero_attn,
                  "batch_first": module.batch_first}
-        found.update({k: getattr(module, k) for k in ("kdim", "vdim") if getattr(module, k) != module.embed_dim})
-        return _checked(kind, found, path, f"module {path}")
+        attention.update({k: getattr(module, k) for k in ("kdim", "vdim") if getattr(module, k) != module.embed_dim})
+        return _checked(kind, attention, path, f"module {path}")
     found: dict[str, Any] = {}
     for key, arg in kind.args.items():
         if arg.default is INFERRED:
@@ -640,7 +640,8 @@ def _with_blocks(model: Any, header: tuple[Any, ...], nodes: list[Node], outputs
     runs = import_blocks.uses(import_blocks.choose(import_blocks.instances(nodes, outputs, classes)))
     if not runs:
         return flat
-    text = spec_text(*header, nodes, outputs, runs)
+    name, description, shape, symbols = header
+    text = spec_text(name, description, shape, symbols, nodes, outputs, runs)
 
     def graph(source: str) -> list[tuple[Any, ...]]:
         return [(n.name, n.type, n.inputs, n.same_as, dict(n.args)) for n in parse_spec(source, "<import>").layers]
