@@ -178,7 +178,22 @@ class KeywordTransformer(nn.Module):
         return self.head(x.mean(1))
 
 
+class Reshapes(nn.Module):
+    """view/reshape that merge adjacent axes (Flatten) or split one (Unflatten), the batch kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(4, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 4, 6, 6)
+        y = self.c(x).view(x.size(0), 8, 36).transpose(1, 2)  # (N, 36, 8)
+        y = y.reshape(-1, 6, 6, 8)
+        return self.fc(y.flatten(1, 2))
+
+
 MODELS = {
+    "reshapes": (Reshapes, (4, 6, 6)),
     "crnn": (CRNN, (1, 20, 40)), "transformer": (KeywordTransformer, (12, 40)),
     "resnet": (ResNetish, (3, 32, 32)), "dense": (DenseBlock, (8, 16, 16)), "se": (SE, (16, 8, 8)),
     "inverted": (InvertedResidual, (8, 16, 16)), "view": (ViewHead, (1, 28, 28)),

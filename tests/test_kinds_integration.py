@@ -115,3 +115,9 @@ def test_embedding_takes_the_input_of_indices_only(cli, write_spec):
     assert "'embed' (Embedding) takes indices: its input must be the model input" in err
     err = fails(cli, write_spec(TEXT_CLASSIFIER.replace('padding_idx = 0', 'padding_idx = 100')))
     assert "padding_idx = 100 must be within the table" in err
+
+
+def test_unflatten_needs_dim_as_torch_does(cli, write_spec):
+    """nn.Unflatten has no default dim: a spec without one would not build."""
+    err = fails(cli, write_spec('[input]\nshape = [12]\n[[layers]]\ntype = "Unflatten"\nunflattened_size = [3, 4]\n'))
+    assert "missing required argument 'dim'" in err

@@ -159,7 +159,7 @@ def _unflattened(value: Any) -> tuple[int, ...]:
 class Unflatten(LayerKind):
     type = "Unflatten"
     family = "reshape"
-    args: ClassVar[dict[str, Arg]] = {"dim": dim_arg(1), "unflattened_size": Arg(_unflattened)}
+    args: ClassVar[dict[str, Arg]] = {"dim": dim_arg(REQUIRED), "unflattened_size": Arg(_unflattened)}  # torch requires dim
     rank_doc = "any; dim counts the batch axis, as in torch"
 
     def apply(self, shape: tuple[Size, ...], args: Mapping[str, Any]) -> Step:

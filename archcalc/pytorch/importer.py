@@ -389,18 +389,26 @@ class _Converter:
         self.folded.add(node.name)
 
     def _reshape(self, node: Any, source: str) -> None:
+        """view/reshape that keeps the batch axis: a Flatten of adjacent axes or an Unflatten of one."""
         data = node.args[0]
         sizes = self._flat(node.args[1:]) or self._flat(node.kwargs.get("shape", ()))
         first: Any = sizes[0] if sizes else None
-        if not (first == -1 and len(sizes) == 2 or _is_node(first) and first.name in self.folded):
+        batch_kept = (_is_node(first) and first.name in self.folded) or (
+            first == -1 and all(isinstance(v, int) and v > 0 for v in sizes[1:]))
+        if not batch_kept:
             raise _Refused(node.name, source, f"reshapes with the batch size written as {first!r}: write "
                            "x.view(x.size(0), -1) or x.flatten(1), which hold for every batch size")
         have, want = self.shapes.get(data.name), self.shapes.get(node.name)
-        if have is None or want is None or len(want) != 1 or math.prod(have) != want[0]:
-            raise _Refused(node.name, source, f"reshapes {list(have or ())} to {list(want or ())}: only a flatten "
-                           "to (N, -1) has a layer kind")
-        name = self._function_name(node, "Flatten")
-        self.nodes.append(Node(name, "Flatten", {}, [self._source(data, node)], None, source, node.name))
+        kind_args = _reshape_kind(have, want)
+        if kind_args is None:
+            raise _Refused(node.name, source, f"reshapes {list(have or ())} to {list(want or ())}: only merging "
+                           "adjacent axes (Flatten) or splitting one (Unflatten) has a layer kind")
+        kind_name, args = kind_args
+        args = _checked(REGISTRY[kind_name], args, node.name, source)  # defaults left out, as for modules
+        if kind_name == "Unflatten":
+            args = {"dim": args.get("dim", 1), **args}
+        name = self._function_name(node, "Flatten" if kind_name == "Flatten" else "Unflatten")
+        self.nodes.append(Node(name, kind_name, args, [self._source(data, node)], None, source, node.name))
         self.by_fx[node.name] = name
 
     def _source(self, arg: Any, user: Any) -> str:
@@ -412,6 +420,29 @@ class _Converter:
         if isinstance(value, (list, tuple)):
             return [x for v in value for x in self._flat(v)]
         return [value]
+
+
+def _reshape_kind(have: tuple[int, ...] | None, want: tuple[int, ...] | None
+                  ) -> tuple[str, dict[str, Any]] | None:
+    """The kind of a per-sample reshape: Flatten(start_dim, end_dim) merging adjacent axes, or
+    Unflatten(dim, unflattened_size) splitting one (dims count the batch axis, as torch's)."""
+    if have is None or want is None or math.prod(have) != math.prod(want):
+        return None
+    i = 0
+    while i < min(len(have), len(want)) and have[i] == want[i]:
+        i += 1
+    tail = 0
+    while tail < min(len(have), len(want)) - i and have[len(have) - 1 - tail] == want[len(want) - 1 - tail]:
+        tail += 1
+    merged, split = have[i:len(have) - tail], want[i:len(want) - tail]
+    if len(split) == 1 and len(merged) >= 2:
+        args: dict[str, Any] = {"start_dim": i + 1}
+        if len(have) - tail != len(have):
+            args["end_dim"] = i + len(merged)
+        return "Flatten", args
+    if len(merged) == 1 and len(split) >= 2:
+        return "Unflatten", {"dim": i + 1, "unflattened_size": list(split)}
+    return None
 
 
 def _is_node(value: Any) -> bool:
@@ -450,6 +481,18 @@ def _transformer_args(module: Any) -> dict[str, Any]:
     return found
 
 
+def _plain_list(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _accepted(arg: Any, value: Any) -> bool:
+    try:
+        arg.check(value)
+    except ArgError:
+        return False
+    return True
+
+
 def module_args(kind: Any, module: Any, path: str) -> dict[str, Any]:
     """The constructor arguments of a torch module, read from its attributes (inferred sizes left out)."""
     if kind.type.startswith("Transformer"):
@@ -468,6 +511,8 @@ def module_args(kind: Any, module: Any, path: str) -> dict[str, Any]:
             found[key] = getattr(module, "bias", None) is not None
         elif hasattr(module, key):
             found[key] = _plain(getattr(module, key))
+            if found[key] != _plain_list(getattr(module, key)) and not _accepted(arg, found[key]):
+                found[key] = _plain_list(getattr(module, key))  # (6, 6) is a list here, not one size
     if "stride" in found and kind.args["stride"].default is None and found["stride"] == found.get("kernel_size"):
         del found["stride"]  # a pool stores stride = kernel_size when none was given: the default
     return _checked(kind, found, path, f"module {path}")
