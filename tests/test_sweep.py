@@ -157,7 +157,7 @@ def fingerprint(run: dict) -> tuple:
 def ray_cluster():
     """A local Ray cluster of 2 CPUs for this module's tests, shut down after them."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -89,7 +89,11 @@ def run_here(tasks: list[RunTask], data: Any, on_done: OnDone, progress: Progres
 # --------------------------------------------------------------------------- --jobs N worker processes
 
 def _init_worker(location: str, digest: str) -> None:
+    import signal
+
     from archcalc.data.arrays import load_data
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle: it ends the workers
 
     data = load_data(location)
     if data.digest() != digest:
@@ -102,8 +106,7 @@ def _pool_execute(task: RunTask) -> dict[str, Any]:
     return _safe_execute(task, _DATA[task.data_digest])
 
 
-def run_pool(tasks: list[RunTask], location: str, digest: str, jobs: int, on_done: OnDone,
-             on_start: Callable[[], None] | None = None) -> None:
+def run_pool(tasks: list[RunTask], location: str, digest: str, jobs: int, on_done: OnDone) -> None:
     """``jobs`` worker processes (spawned: a fork of a process that already ran torch's thread pools
     can hang), each loading the data once from ``location``; runs are handed out as workers free up."""
     import multiprocessing
@@ -114,8 +117,6 @@ def run_pool(tasks: list[RunTask], location: str, digest: str, jobs: int, on_don
                                initializer=_init_worker, initargs=(location, digest))
     try:
         pending = {pool.submit(_pool_execute, task) for task in tasks}
-        if on_start:
-            on_start()
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -145,6 +146,8 @@ RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'archcalc[ra
 
 
 def import_ray() -> Any:
+    # Ray's C++ core logs each failed connection attempt to stderr; archcalc says what failed in one line
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     try:
         import ray
     except ImportError:
@@ -198,7 +201,7 @@ def check_token_authentication(version: str) -> None:
 
 
 def run_ray(tasks: list[RunTask], data: Any, threads: int, gpus: float, on_done: OnDone, address: str | None,
-            retries: int = 3, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+            retries: int = 3) -> dict[str, Any]:
     """Every run a Ray task asking for ``threads`` CPUs (and ``gpus`` GPUs); the data is put in the
     object store once. Ray re-runs a task whose worker died (up to ``retries`` times). Returns what
     the cluster offered: its address and resources."""
@@ -209,8 +212,6 @@ def run_ray(tasks: list[RunTask], data: Any, threads: int, gpus: float, on_done:
         pending = [remote.remote(task, data_ref) for task in tasks]
         cluster = {"address": ray.get_runtime_context().gcs_address,
                    "resources": {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}}
-        if on_start:
-            on_start()
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)

@@ -154,7 +154,7 @@ class _Reader:
             if name not in TABLES:
                 raise self.fail(f"unknown table [{name}]{suggest(name, list(TABLES))} (tables: grid, train, data)")
             if not isinstance(value, dict):
-                raise self.fail(f"[{name}] must be a table, got {_shown(value)}")
+                raise self.fail(f"[{name}] must be a table, got {shown_literal(value)}")
         grid = self._grid(data.get("grid", {}))
         train = self._train(data.get("train", {}), grid)
         path, synth_n = self._data(data.get("data", {}))
@@ -168,10 +168,10 @@ class _Reader:
                 raise self.fail(f"[grid] has no key {key!r}{suggest(key, list(GRID_KEYS))} (keys: spec, optimizer, "
                                 f"seed and the settings {', '.join(k for k in SETTINGS if k != 'seed')})", "grid", key)
             if not isinstance(values, list) or not values:
-                raise self.fail(f"[grid] {key} must be a non-empty list of values, got {_shown(values)} (a fixed "
-                                "value belongs in [train])", "grid", key)
+                raise self.fail(f"[grid] {key} must be a non-empty list of values, got {shown_literal(values)} "
+                                "(a fixed value belongs in [train])", "grid", key)
             checked = [self._value("grid", key, v) for v in values]
-            seen = [_shown(v) for v in checked]
+            seen = [shown_literal(v) for v in checked]
             twice = next((s for i, s in enumerate(seen) if s in seen[:i]), None)
             if twice is not None:
                 raise self.fail(f"[grid] {key} lists {twice} twice: each value is one grid point", "grid", key)
@@ -196,29 +196,29 @@ class _Reader:
         where = f"[{table}] {key}"
         if key == "spec":
             if not isinstance(value, str) or not value.strip():
-                raise self.fail(f"{where}: a spec is a bundled name or a path, got {_shown(value)}", table, key)
+                raise self.fail(f"{where}: a spec is a bundled name or a path, got {shown_literal(value)}", table, key)
             return value
         if key == "optimizer":
             if not isinstance(value, str) or value.lower() not in OPTIMIZERS:
-                raise self.fail(f"{where}: {_shown(value)} is not an optimizer (use sgd or adam)", table, key)
+                raise self.fail(f"{where}: {shown_literal(value)} is not an optimizer (use sgd or adam)", table, key)
             return value.lower()
         kind, low = SETTINGS[key]
         if kind == "choice":
             if value not in low:
-                raise self.fail(f"{where} must be one of {', '.join(low)}, got {_shown(value)}", table, key)
+                raise self.fail(f"{where} must be one of {', '.join(low)}, got {shown_literal(value)}", table, key)
             return value
         if kind == "bool":
             if not isinstance(value, bool):
-                raise self.fail(f"{where} must be true or false, got {_shown(value)}", table, key)
+                raise self.fail(f"{where} must be true or false, got {shown_literal(value)}", table, key)
             return value
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(f"{where} must be an integer, got {_shown(value)}", table, key)
+                raise self.fail(f"{where} must be an integer, got {shown_literal(value)}", table, key)
             if not low <= value <= MAX_INT:
                 raise self.fail(f"{where} must be from {low} to {MAX_INT:,}, got {value}", table, key)
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise self.fail(f"{where} must be a finite number >= 0, got {_shown(value)}", table, key)
+            raise self.fail(f"{where} must be a finite number >= 0, got {shown_literal(value)}", table, key)
         return float(value)
 
     def _data(self, table: dict[str, Any]) -> tuple[Path | None, int | None]:
@@ -228,13 +228,13 @@ class _Reader:
                                 "data", key)
         path, synth_n = table.get("path"), table.get("synth_n")
         if path is not None and (not isinstance(path, str) or not path):
-            raise self.fail(f"[data] path must be a file or folder name, got {_shown(path)}", "data", "path")
+            raise self.fail(f"[data] path must be a file or folder name, got {shown_literal(path)}", "data", "path")
         if synth_n is not None:
             if path is not None:
                 raise self.fail("[data] path and synth_n exclude each other: synth_n sizes the synthesized set "
                                 "used when there is no path", "data", "synth_n")
             if isinstance(synth_n, bool) or not isinstance(synth_n, int) or not 6 <= synth_n <= 1_000_000:
-                raise self.fail(f"[data] synth_n must be an integer from 6 to 1,000,000, got {_shown(synth_n)}",
+                raise self.fail(f"[data] synth_n must be an integer from 6 to 1,000,000, got {shown_literal(synth_n)}",
                                 "data", "synth_n")
         return (self.folder / path if path is not None else None), synth_n
 
@@ -259,7 +259,8 @@ class _Reader:
             raise self.fail(f"the grid has {runs:,} runs: at most {MAX_RUNS:,}", "grid")
 
 
-def _shown(value: Any) -> str:
+def shown_literal(value: Any) -> str:
+    """A value as a message shows it: strings quoted, booleans as TOML writes them, long values cut."""
     text = repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -355,65 +356,3 @@ def run_config(base: Any, plan: Any, optimizer: str, settings: dict[str, Any]) -
     elif amp == "bf16" and not bf16_supported(config.device):
         raise UsageError(f"amp bf16: this {config.device} does not support bfloat16")
     return replace(config, amp=amp, **fields)
-
-
-# --------------------------------------------------------------------------- results.json of a sweep
-
-def described_protocol(plan: SweepPlan) -> dict[str, Any]:
-    """The protocol block of results.json: each setting's value, or its list when swept."""
-    from archcalc.bench.train import LAST_BATCH
-
-    first = plan.tasks[0].config if plan.tasks else None
-
-    def setting(key: str, attribute: str | None = None) -> Any:
-        if key in plan.sweep.grid:
-            return list(plan.sweep.grid[key])
-        return getattr(first, attribute or key) if first is not None else plan.sweep.train.get(key)
-
-    return {"epochs": setting("epochs"), "batch_size": setting("batch_size"), "seed": plan.sweep.seeds[0],
-            "seeds": plan.sweep.seeds, "amp": setting("amp"), "channels_last": setting("channels_last"),
-            "compile": False, "val_every": setting("val_every"), "micro_batch": setting("micro_batch"),
-            "optimizers": list(plan.sweep.grid.get("optimizer", OPTIMIZERS)), "loss": "cross-entropy",
-            "heads": "spec", "last_batch": LAST_BATCH,
-            "normalization": "training set global mean and standard deviation",
-            "grid": {k: list(v) for k, v in plan.sweep.grid.items()}, "train": dict(plan.sweep.train),
-            "data_file": dict(plan.sweep.data_written), "specs": dict(plan.spec_digests)}
-
-
-def check_resume(old: dict[str, Any], new: dict[str, Any], plan: SweepPlan, source: str) -> None:
-    """Refuse to resume a sweep with another grid, other fixed settings, other specs or other data,
-    naming the first difference; then every finished run must have the settings it would get now."""
-    from archcalc.bench.protocol import check_recorded_config, check_same_protocol
-
-    if old["data"].get("digest") != new["data"]["digest"]:
-        raise UsageError(f"cannot resume: those runs used other data (digest {old['data'].get('digest')}, "
-                         f"now {new['data']['digest']})", source=source)
-    was, now = old["protocol"], new["protocol"]
-    if "grid" not in was:
-        raise UsageError("cannot resume: those are a bench's results, not a sweep's", source=source)
-    for table in ("grid", "train"):
-        for key in list(dict.fromkeys([*was.get(table, {}), *now[table]])):
-            a, b = was.get(table, {}).get(key), now[table].get(key)
-            if a != b:
-                raise UsageError(f"cannot resume: [{table}] {key} was {_listed(a)} there, is {_listed(b)} in "
-                                 f"{plan.sweep.source}; resume with the same sweep file, or give a new --out "
-                                 "folder", source=source)
-    for name, digest in now["specs"].items():
-        if was.get("specs", {}).get(name, digest) != digest:
-            raise UsageError(f"cannot resume: the spec {name!r} changed since those runs (digest "
-                             f"{was['specs'][name]}, now {digest})", source=source)
-    check_same_protocol(old, new, source)
-    configs = {task.id: task.config for task in plan.tasks}
-    for run in old["runs"]:
-        if run["id"] not in configs:
-            raise UsageError(f"cannot resume: {run['id']} is not a run of this sweep", source=source)
-        check_recorded_config(run["id"], run["result"]["optimizer"], run["result"]["config"], configs[run["id"]],
-                              source)
-
-
-def _listed(value: Any) -> str:
-    if value is None:
-        return "not set"
-    if isinstance(value, list):
-        return "[" + ", ".join(_shown(v) for v in value) + "]"
-    return _shown(value)

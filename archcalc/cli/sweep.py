@@ -69,7 +69,8 @@ def _prepare(sweep_file: Any, device: str, threads: int, out_dir: Path, resume: 
 
     from archcalc.bench import protocol
     from archcalc.bench.results import load_results
-    from archcalc.bench.sweep import check_resume, described_protocol, load_specs, plan_sweep
+    from archcalc.bench.sweep import load_specs, plan_sweep
+    from archcalc.bench.sweep_state import check_resume, described_protocol
     from archcalc.bench.train import TrainConfig
     from archcalc.cli.common import resolve_spec
 
