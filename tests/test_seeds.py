@@ -155,4 +155,7 @@ def test_diverged_runs_are_left_out_of_the_statistics():
            "runs": [run(0, 0.5), run(1, 0.7), run(2, 0.33, diverged=1)]}
     table = markdown_table(doc)
     assert "| m | SGD | 10 | 2 | 60.00 ± 14.14% |" in table
+    from archcalc.render.bench import table_rows
+
+    assert table_rows(doc) == [["m", "SGD", "10", "2", "60.00 ± 14.14%", "0.00-100.00", "0:00:01.00"]]  # report
     assert "left out of the accuracy statistics: m/sgd/seed=2 (epoch 1)" in table

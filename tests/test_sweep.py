@@ -61,6 +61,24 @@ def test_a_valid_sweep_file():
     assert parse_sweep("[train]\nseed = 7\n").seeds == [7]
 
 
+def test_specs_are_bundled_names_or_paths_relative_to_the_sweep_file(tmp_path):
+    from conftest import SPECS
+
+    from archcalc.bench.sweep import load_specs
+    from archcalc.cli.common import resolve_spec
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mine.toml").write_text((SPECS / "speech_ffnn.toml").read_text().replace(
+        'name = "speech_ffnn"', 'name = "mine"'))
+    sweep = parse_sweep('[grid]\nspec = ["speech_cnn", "sub/mine.toml"]\n', "g.toml", tmp_path)
+    assert {w: name for w, (name, _, _) in load_specs(sweep, resolve_spec).items()} == {
+        "speech_cnn": "speech_cnn", "sub/mine.toml": "mine"}
+    twice = parse_sweep('[grid]\nspec = ["speech_ffnn", "sub/mine.toml"]\n', "g.toml", tmp_path)
+    (tmp_path / "sub" / "mine.toml").write_text((SPECS / "speech_ffnn.toml").read_text())
+    with pytest.raises(UsageError, match="two specs are named 'speech_ffnn'"):
+        load_specs(twice, resolve_spec)
+
+
 # --------------------------------------------------------------------------- running a sweep
 
 @pytest.fixture

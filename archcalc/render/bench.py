@@ -20,12 +20,18 @@ COLUMNS = ("model", "optimizer", "head", "parameters", "test accuracy", "trainin
 
 
 def _columns(doc: dict[str, Any]) -> list[str]:
-    """The head column only when the runs differ in it (--both-heads)."""
+    """The head column only when the runs differ in it (--both-heads); with several seeds, the
+    columns of the statistics over them."""
+    if several_seeds(doc):
+        return _seed_columns(doc)
     heads = {run["head"] for run in doc["runs"]}
     return [c for c in COLUMNS if c != "head" or len(heads) > 1]
 
 
 def table_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """One row per run; with several seeds, one per cell with the statistics over its seeds."""
+    if several_seeds(doc):
+        return seed_rows(doc)
     show_head = "head" in _columns(doc)
     rows = []
     for run in doc["runs"]:
