@@ -452,8 +452,15 @@ def test_export_onnx_needs_onnx_or_says_so(cli, tmp_path):
         result = cli("export", "--format", "onnx", "--out", tmp_path / "m.onnx")
         assert result.exit_code == 2 and "pip install 'archcalc[onnx]'" in result.stderr
     else:
+        import onnx
+
         assert cli("export", "--format", "onnx", "--out", tmp_path / "m.onnx").exit_code == 0
-        assert (tmp_path / "m.onnx").stat().st_size > 0
+        model = onnx.load(str(tmp_path / "m.onnx"))
+        onnx.checker.check_model(model)
+        dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+        assert dims == [1, 3] and [i.name for i in model.graph.input] == ["input"]
+        names = {t.name for t in model.graph.initializer}
+        assert any("conv1" in n for n in names) and len(model.graph.initializer) >= 8
 
 
 class FixedBatch(nn.Module):

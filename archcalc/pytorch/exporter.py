@@ -279,11 +279,19 @@ def export_onnx(analysis: Analysis, path: Path) -> Path:
         import onnx  # noqa: F401
     except ImportError:
         raise TorchMissingError("--format onnx needs the onnx package: pip install 'archcalc[onnx]'") from None
+    import importlib.util
+    import warnings
+
     import torch
 
     from archcalc.pytorch.build import build_from_analysis
 
     model = build_from_analysis(analysis).eval()
     sample = torch.zeros((1, *(int(analysis.value(s)) for s in analysis.input_shape)))
-    torch.onnx.export(model, (sample,), str(path), input_names=["input"], dynamo=False)
+    # torch's new exporter needs onnxscript; without it the TorchScript exporter (deprecated, still
+    # exact for these layers) writes the file
+    dynamo = importlib.util.find_spec("onnxscript") is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (sample,), str(path), input_names=["input"], dynamo=dynamo)
     return path
