@@ -217,6 +217,7 @@ class _Converter:
         self.used_names: set[str] = set()
         self.per_module: dict[tuple[str, str], int] = {}
         self.folded: set[str] = set()  # size queries, folded into the reshape that reads them
+        self.scopes: dict[str, list[Any]] | None = None
 
     def convert(self) -> tuple[list[Node], list[str]]:
         outputs: list[str] = []
@@ -267,10 +268,18 @@ class _Converter:
 
     def _wrapper(self, scope: str, node: Any) -> bool:
         """The module at ``scope`` does nothing but this call (a small module around a function)."""
-        inside = [n for n in self.gm.graph.nodes if n.op not in ("placeholder", "output")
-                  and self._scope(n) == scope and n.name not in self.folded]
+        inside = [n for n in self._by_scope().get(scope, []) if n.name not in self.folded]
         return inside == [node] and scope not in self.used_names and not any(
             True for _ in self.model.get_submodule(scope).parameters())
+
+    def _by_scope(self) -> dict[str, list[Any]]:
+        """The graph's call nodes by the module whose forward made them (built once)."""
+        if self.scopes is None:
+            self.scopes = {}
+            for n in self.gm.graph.nodes:
+                if n.op not in ("placeholder", "output"):
+                    self.scopes.setdefault(self._scope(n), []).append(n)
+        return self.scopes
 
     # -- nodes
     def _module(self, node: Any) -> None:
@@ -765,5 +774,3 @@ def parse_shape(text: str) -> tuple[int, ...]:
                          f"which allows at most {MAX_SAMPLE:,}", option="input_shape", subject=repr(text))
     return shape
 
-
-Converter = Callable[..., Any]
