@@ -37,8 +37,8 @@ amp = "off"
 path = "easy.npz"
 """
 
-EXECUTORS = [("one at a time", []), ("--jobs 2", ["--jobs", "2"]), ("--ray", ["--ray"]),
-             ("--jobs 4 --threads 2", ["--jobs", "4", "--threads", "2"])]
+EXECUTORS = [("one at a time", []), ("one at a time, 1 thread", ["--threads", "1"]), ("--jobs 2", ["--jobs", "2"]),
+             ("--ray", ["--ray"]), ("--jobs 4 --threads 2", ["--jobs", "4", "--threads", "2"])]
 
 
 def easy_data(n_train: int, seed: int = 0) -> SpeechData:
@@ -55,7 +55,7 @@ def easy_data(n_train: int, seed: int = 0) -> SpeechData:
 
 
 def run(folder: Path, name: str, args: list[str]) -> dict:
-    out = folder / name.replace(" ", "_").replace("-", "")
+    out = folder / "".join(c if c.isalnum() else "_" for c in name)
     load = os.getloadavg()[0]
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "archcalc", "sweep", str(folder / "grid.toml"), "--out", str(out), *args],
@@ -79,12 +79,12 @@ def main() -> None:
     base = results[0]["session"]["runs_per_hour"]
     print(f"12 runs of speech_cnn ({n_train:,} training samples, {epochs} epochs, batch 128, fp32) on "
           f"{cores} cores")
-    print(f"{'executor':<22} {'threads':>7} {'wall time':>10} {'runs/hour':>10} {'ratio':>6} {'process':>8} "
+    print(f"{'executor':<24} {'threads':>7} {'wall time':>10} {'runs/hour':>10} {'ratio':>6} {'process':>8} "
           f"{'mean train s':>12}  load before/after")
     for r in results:
         s, runs = r["session"], r["doc"]["runs"]
         train_s = sum(run["result"]["train_time_s"] for run in runs) / len(runs)
-        print(f"{r['name']:<22} {s['threads']:>7} {s['wall_time_s']:>9.1f}s {s['runs_per_hour']:>10,.0f} "
+        print(f"{r['name']:<24} {s['threads']:>7} {s['wall_time_s']:>9.1f}s {s['runs_per_hour']:>10,.0f} "
               f"{s['runs_per_hour'] / base:>5.2f}x {r['process_s']:>7.1f}s {train_s:>12.2f}  "
               f"{r['load'][0]:.1f}/{r['load'][1]:.1f}")
     by_threads: dict[int, list[dict]] = {}

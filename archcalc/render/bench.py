@@ -125,7 +125,7 @@ def seed_rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-DIFF_COLUMNS = ("difference", "with", "pp", "95% CI (pp)", "p", "excludes 0")
+DIFF_COLUMNS = ("difference", "pp", "95% CI (pp)", "p", "excludes 0")
 
 
 def difference_rows(doc: dict[str, Any]) -> list[list[str]]:
@@ -135,10 +135,11 @@ def difference_rows(doc: dict[str, Any]) -> list[list[str]]:
     rows = []
     for c in report_comparisons(bench_cells(doc)):
         d = c.difference
+        label = f"{c.a} - {c.b} ({c.given})"
         if d is None:
-            rows.append([f"{c.a} - {c.b}", c.given, "-", "-", "-", "-"])
+            rows.append([label, "-", "-", "-", "-"])
             continue
-        rows.append([f"{c.a} - {c.b}", c.given, f"{100 * d.diff:+.1f}",
+        rows.append([label, f"{100 * d.diff:+.1f}",
                      f"{100 * d.low:+.1f} to {100 * d.high:+.1f}", f"{d.p:.2g}",
                      "yes" if d.excludes_zero else "no"])
     return rows
@@ -182,7 +183,7 @@ def comparison_table(doc: dict[str, Any]) -> Table:
     return table
 
 
-LEFT = ("model", "optimizer", "head", "difference", "with")
+LEFT = ("model", "optimizer", "head", "difference")
 
 
 def markdown_table(doc: dict[str, Any]) -> str:
