@@ -67,9 +67,9 @@ def sessions_note(doc: dict[str, Any]) -> str:
     for s in (doc.get("sweep") or {}).get("sessions", []):
         if not s.get("runs"):
             continue
-        how = {"here": f"one at a time, {s['threads']} threads",
-               "jobs": f"--jobs {s['jobs']}, {s['threads']} threads each",
-               "ray": f"Ray tasks of {s['threads']} CPU(s)"}.get(s["executor"], s["executor"])
+        threads = f"{s['threads']} thread" + ("s" if s["threads"] != 1 else "")
+        how = {"here": f"one at a time, {threads}", "jobs": f"--jobs {s['jobs']}, {threads} each",
+               "ray": f"Ray tasks, {threads} each"}.get(s["executor"], s["executor"])
         notes.append(f"{s['runs']} runs in {fmt_short(s['wall_time_s'])} wall time, {s['runs_per_hour']:,.0f} "
                      f"runs per hour ({how})")
     return (" Sweep: " + "; ".join(notes) + ".") if notes else ""
