@@ -97,7 +97,7 @@ def test_bench_with_seeds_shows_intervals_and_differences(cli, small_npz, tmp_pa
     assert [r["result"]["config"]["seed"] for r in doc["runs"][:2]] == [0, 1]
     run = doc["runs"][0]
     assert len(run["weights_sha256"]) == 16 and run["threads"] >= 1
-    assert set(run["load"]) == {"before", "after", "cpu_count"}
+    assert set(run["load"]) == {"before", "peak", "after", "cpu_count"}
     # the same spec under two names: same seeds, same weights
     assert doc["runs"][0]["weights_sha256"] == doc["runs"][4]["weights_sha256"]
     assert doc["runs"][0]["weights_sha256"] != doc["runs"][1]["weights_sha256"]
@@ -139,6 +139,18 @@ def test_one_seed_keeps_the_single_run_table(cli, small_npz, tmp_path):
     from archcalc.render.bench import markdown_table
 
     assert "seed 2," in markdown_table(doc) and "Differences" not in markdown_table(doc)
+
+
+def test_a_busy_machine_is_said_in_the_caption():
+    from archcalc.bench.summary import busy_note
+
+    def run(before, peak, after):
+        return {"load": {"before": before, "peak": peak, "after": after, "cpu_count": 2}}
+
+    assert busy_note([run(1.0, 2.0, 1.5), run(None, None, None), {}]) == ""
+    note = busy_note([run(1.0, 3.6, 1.5), run(2.1, 2.0, 1.9), run(0.5, 1.0, 1.0)])
+    assert note == (" The machine was busier than its 2 cores during 2 of 3 runs (load average up to 3.6): "
+                    "those training times are not comparable.")
 
 
 def test_diverged_runs_are_left_out_of_the_statistics():

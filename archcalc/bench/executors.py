@@ -36,7 +36,7 @@ def execute(task: RunTask, data: Any, progress: Callable[[dict[str, Any]], None]
     """Train one run on ``task.threads`` torch threads; its entry of results.json."""
     import torch
 
-    from archcalc.bench.runs import load_average, run_record, train_plan
+    from archcalc.bench.runs import run_record, train_plan
     from archcalc.bench.train import to_device
 
     torch.set_num_threads(task.threads)
@@ -46,10 +46,8 @@ def execute(task: RunTask, data: Any, progress: Callable[[dict[str, Any]], None]
     if key not in _DEVICE_DATA:
         _DEVICE_DATA.clear()  # one data set at a time per process
         _DEVICE_DATA[key] = to_device(data, plan.input_shape, config.device, config.channels_last)
-    before = load_average()
-    result, digest = train_plan(plan, config, _DEVICE_DATA[key], progress)
-    record = run_record(task.id, plan, result, digest, (before, load_average()), task.threads,
-                        {"point": dict(task.point)})
+    result, digest, load = train_plan(plan, config, _DEVICE_DATA[key], progress)
+    record = run_record(task.id, plan, result, digest, load, task.threads, {"point": dict(task.point)})
     record["worker"] = {"host": socket.gethostname(), "pid": os.getpid()}
     return record
 

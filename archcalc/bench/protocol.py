@@ -297,7 +297,7 @@ def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, b
     """
     import torch
 
-    from archcalc.bench.runs import load_average, run_record, train_plan
+    from archcalc.bench.runs import run_record, train_plan
     from archcalc.bench.train import to_device
 
     check_finished_runs(plans, optimizers, base, overrides, state, seeds)
@@ -315,9 +315,8 @@ def run_bench(plans: list[ModelPlan], optimizers: list[str], data: SpeechData, b
                 key = (plan.input_shape, config.channels_last)
                 if key not in device_data:
                     device_data[key] = to_device(data, plan.input_shape, config.device, config.channels_last)
-                before = load_average()
-                result, digest = train_plan(plan, config, device_data[key], progress(rid) if progress else None)
-                record = run_record(rid, plan, result, digest, (before, load_average()), torch.get_num_threads())
+                result, digest, load = train_plan(plan, config, device_data[key], progress(rid) if progress else None)
+                record = run_record(rid, plan, result, digest, load, torch.get_num_threads())
                 state.doc["normalization"] = {"mean": device_data[key].mean, "std": device_data[key].std}
                 state.doc["runs"].append(record)
                 state.save()

@@ -38,8 +38,35 @@ def weights_digest(model: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def train_plan(plan: Any, config: Any, device_data: Any, progress: Any = None) -> tuple[Any, str]:
-    """Build the plan's model from the seed, train it; (TrainResult, weights digest)."""
+class LoadWatch:
+    """The load average before a run, after it and at its highest at the end of an epoch: sampled
+    only before and after, a run could hide another program that ran in between."""
+
+    def __init__(self) -> None:
+        self.before = load_average()
+        self.peak = self.before
+
+    def sample(self) -> None:
+        now = load_average()
+        if now is not None:
+            self.peak = now if self.peak is None else max(self.peak, now)
+
+    def around(self, progress: Any) -> Any:
+        """``progress``, fed once per epoch, sampling the load first."""
+        def each_epoch(record: dict[str, Any]) -> None:
+            self.sample()
+            if progress:
+                progress(record)
+        return each_epoch
+
+    def result(self) -> dict[str, Any]:
+        after = load_average()
+        self.sample()
+        return {"before": self.before, "after": after, "peak": self.peak, "cpu_count": os.cpu_count()}
+
+
+def train_plan(plan: Any, config: Any, device_data: Any, progress: Any = None) -> tuple[Any, str, dict[str, Any]]:
+    """Build the plan's model from the seed, train it; (TrainResult, weights digest, load average)."""
     import torch
 
     from archcalc.bench import train as train_module
@@ -48,12 +75,13 @@ def train_plan(plan: Any, config: Any, device_data: Any, progress: Any = None) -
     torch.manual_seed(config.seed)  # before the model is built: the same initial weights
     model = build_from_analysis(plan.analysis, outputs=plan.outputs)
     torch.manual_seed(config.seed)  # and before the run's shuffling and dropout
-    result = train_module.train(model, device_data, config, progress)
-    return result, weights_digest(model)
+    watch = LoadWatch()
+    result = train_module.train(model, device_data, config, watch.around(progress))
+    return result, weights_digest(model), watch.result()
 
 
-def run_record(run_id: str, plan: Any, result: Any, digest: str, load: tuple[float | None, float | None],
-               threads: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_record(run_id: str, plan: Any, result: Any, digest: str, load: dict[str, Any], threads: int,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """One entry of results.json ``runs``: identity, result (strict JSON) and the conditions it ran in."""
     from dataclasses import asdict
 
@@ -63,5 +91,4 @@ def run_record(run_id: str, plan: Any, result: Any, digest: str, load: tuple[flo
             "head": "logits" if plan.drop_softmax or not plan.ends_in_softmax else "softmax",
             **(extra or {}),
             "result": finite(asdict(result)),  # a diverged run's NaN losses become null
-            "weights_sha256": digest, "threads": threads,
-            "load": {"before": load[0], "after": load[1], "cpu_count": os.cpu_count()}}
+            "weights_sha256": digest, "threads": threads, "load": load}

@@ -96,18 +96,15 @@ def report_comparisons(cells: list[Group]) -> list[Comparison]:
     return found
 
 
-BUSY_MARGIN = 0.5  # a run's own threads fill the cores: a load of 2.03 on 2 cores is not another program
-
-
 def busy_runs(runs: list[dict[str, Any]]) -> tuple[int, float, int] | None:
-    """(runs around which the load average exceeded the core count by more than BUSY_MARGIN, the
-    highest load, cores), or None."""
+    """(runs during which the load average exceeded the core count, the highest load, cores), or None."""
     busy, peak, cores = 0, 0.0, 0
     for run in runs:
         load = run.get("load") or {}
         n = load.get("cpu_count") or 0
-        values = [v for v in (load.get("before"), load.get("after")) if isinstance(v, (int, float))]
-        if n and values and max(values) > n + BUSY_MARGIN:
+        values = [v for v in (load.get("before"), load.get("peak"), load.get("after"))
+                  if isinstance(v, (int, float))]
+        if n and values and max(values) > n:
             busy += 1
             peak, cores = max(peak, max(values)), n
     return (busy, peak, cores) if busy else None
