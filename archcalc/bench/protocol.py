@@ -34,6 +34,12 @@ class ModelPlan:
     values: dict[str, int]
     analysis: Analysis
     drop_softmax: bool = False
+    amp: str | None = None  # this model's autocast where it differs from the protocol's
+
+    @property
+    def sequence_model(self) -> bool:
+        """It has recurrent or attention layers (bf16 autocast is not on for them unless asked)."""
+        return any(row.kind.family in ("recurrent", "attention") for row in self.analysis.layers)
 
     @property
     def label(self) -> str:
@@ -47,6 +53,19 @@ class ModelPlan:
     def outputs(self) -> tuple[str, ...] | None:
         """The node to train on: the input of the final Softmax when it is dropped."""
         return (self.analysis.outputs[0].inputs[0],) if self.drop_softmax else None
+
+
+def resolve_amp(amp: str, device: str, plan: ModelPlan) -> str:
+    """``auto``: bf16 on a CPU that supports it, except for models with recurrent or attention
+    layers: bf16 rounding compounds over the time steps of a recurrence and in the softmax of
+    attention, and archcalc has not validated those kernels in bf16, so they stay in float32."""
+    from archcalc.bench.train import bf16_supported
+
+    if amp == "auto":
+        return "bf16" if device == "cpu" and bf16_supported(device) and not plan.sequence_model else "off"
+    if amp == "bf16" and not bf16_supported(device):
+        raise UsageError(f"amp bf16: this {device} does not support bfloat16")
+    return amp
 
 
 def ends_in_softmax(analysis: Analysis) -> bool:
@@ -166,6 +185,8 @@ def config_for(base: Any, plan: ModelPlan, optimizer: str, overrides: dict[str, 
         key = f"{optimizer}_{name}"
         if key in merged:
             settings[name] = float(merged[key])
+    if plan.amp is not None:
+        settings["amp"] = plan.amp
     return replace(base, optimizer=optimizer, **settings)
 
 

@@ -337,8 +337,7 @@ def plan_sweep(sweep: SweepFile, specs: dict[str, tuple[str, Any, str]], data: A
 
 def run_config(base: Any, plan: Any, optimizer: str, settings: dict[str, Any]) -> Any:
     """A run's TrainConfig: the sweep's settings over the spec's [train] over the defaults."""
-    from archcalc.bench.protocol import config_for
-    from archcalc.bench.train import bf16_supported
+    from archcalc.bench.protocol import config_for, resolve_amp
 
     overrides: dict[str, Any] = {}
     for key, value in settings.items():
@@ -350,9 +349,4 @@ def run_config(base: Any, plan: Any, optimizer: str, settings: dict[str, Any]) -
             overrides[key] = value
     config = config_for(base, plan, optimizer, overrides)
     fields = {k: settings[k] for k in ("val_every", "micro_batch", "channels_last") if k in settings}
-    amp = settings.get("amp", "auto")
-    if amp == "auto":
-        amp = "bf16" if config.device == "cpu" and bf16_supported(config.device) else "off"
-    elif amp == "bf16" and not bf16_supported(config.device):
-        raise UsageError(f"amp bf16: this {config.device} does not support bfloat16")
-    return replace(config, amp=amp, **fields)
+    return replace(config, amp=resolve_amp(settings.get("amp", "auto"), config.device, plan), **fields)

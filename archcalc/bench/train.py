@@ -278,17 +278,22 @@ def _forward(model: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def auto_micro_batch(model: nn.Module, device: str) -> int:
-    """32 on a CPU for conv models without batch statistics: activations then fit in cache
-    (measured 1.6-1.9x faster for the course CNN); off where it would change the maths
-    (BatchNorm normalizes over the batch) or gains nothing (GPU, linear-only models)."""
+    """On a CPU, for models without batch statistics: 32 for conv models, 64 for attention models,
+    whose activations then fit in cache (measured 1.6-1.9x faster for the course CNN, 1.8x for
+    the keyword transformer); off where it would change the maths (BatchNorm normalizes over the
+    batch) or gains nothing (GPU, linear-only and recurrent models). With dropout each slice
+    draws its own masks: the same distribution, not the same masks as one pass over the batch."""
     if not device.startswith("cpu"):
         return 0
     modules = list(model.modules())
     batch_stats = (nn.modules.batchnorm._BatchNorm, nn.SyncBatchNorm)
-    if any(isinstance(m, batch_stats) for m in modules) or \
-            not any(isinstance(m, nn.modules.conv._ConvNd) for m in modules):
+    if any(isinstance(m, batch_stats) for m in modules):
         return 0
-    return 32
+    if any(isinstance(m, nn.MultiheadAttention) for m in modules):
+        return 64
+    if any(isinstance(m, nn.modules.conv._ConvNd) for m in modules):
+        return 32
+    return 0
 
 
 def _record_epoch(epoch: int, first: int, losses: list[torch.Tensor], corrects: list[torch.Tensor],

@@ -168,6 +168,7 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
                overrides: dict[str, Any], out_dir: Path, resume: bool, json_: bool,
                seeds: list[int] | None = None) -> None:
     import json
+    from dataclasses import replace
 
     import torch
 
@@ -181,25 +182,27 @@ def _run_bench(specs: list[Any], dataset: Any, data_s: float, optimizers: list[s
         torch.set_num_threads(threads)
     plans = protocol.plan_models(specs, dataset, {"spec": ["spec"], "logits": ["logits"],
                                                   "both": ["spec", "logits"]}[heads])
-    use_amp = "bf16" if amp == "bf16" or (amp == "auto" and device == "cpu" and bf16_supported(device)) else "off"
-    sequence = sorted({p.spec.name for p in plans for row in p.analysis.layers
-                       if row.kind.family in ("recurrent", "attention")})
-    amp_note = ""
-    if amp == "auto" and use_amp == "bf16" and sequence:
-        # bf16 rounding compounds over the time steps of a recurrence and the softmax of attention;
-        # archcalc has not validated those kernels in bf16, so auto keeps them in float32
-        use_amp = "off"
-        amp_note = (f"bf16 autocast off: {', '.join(sequence)} has recurrent or attention layers, not validated "
-                    "in bf16 (--amp bf16 turns it on)")
-        info_line(amp_note)
-    if use_amp == "bf16" and not bf16_supported(device):
+    if amp == "bf16" and not bf16_supported(device):
         raise UsageError(f"--amp bf16: this {device} does not support bfloat16")
+    use_amp = "bf16" if amp == "bf16" or (amp == "auto" and device == "cpu" and bf16_supported(device)) else "off"
+    amp_note, kept = "", []
+    if use_amp == "bf16" and amp == "auto":
+        plans = [replace(p, amp=protocol.resolve_amp(amp, device, p)) for p in plans]
+        kept = sorted({p.spec.name for p in plans if p.amp == "off"})
+        if kept:
+            amp_note = (f"bf16 autocast off for {', '.join(kept)}: recurrent or attention layers, not validated "
+                        "in bf16 (--amp bf16 turns it on)")
+            info_line(amp_note)
+        if all(p.amp == "off" for p in plans):
+            use_amp = "off"
+        plans = [replace(p, amp=None if p.amp == use_amp else p.amp) for p in plans]
     base = TrainConfig(device=device, amp=use_amp, channels_last=channels_last, compile=compile_,
                        val_every=val_every, micro_batch=micro_batch)
     # the first model's settings describe the protocol; every run resolves its own from `base`
     first = protocol.config_for(base, plans[0], "sgd", overrides) if plans else base
     described = {"epochs": first.epochs, "batch_size": first.batch_size, "seed": first.seed,
-                 "seeds": seeds or [first.seed], "amp": use_amp, **({"amp_note": amp_note} if amp_note else {}),
+                 "seeds": seeds or [first.seed], "amp": use_amp,
+                 **({"amp_note": amp_note, "amp_off_for": kept} if amp_note else {}),
                  "channels_last": channels_last, "compile": compile_, "val_every": val_every,
                  "micro_batch": "auto" if micro_batch < 0 else micro_batch,
                  "optimizers": optimizers, "loss": "cross-entropy", "heads": heads, "last_batch": LAST_BATCH,

@@ -47,6 +47,16 @@ def table_rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _amp_exceptions(protocol: dict[str, Any]) -> str:
+    """Which models ``auto`` kept in float32 (recurrent or attention layers)."""
+    kept = protocol.get("amp_off_for") or []
+    if not kept:
+        return ""
+    if protocol["amp"] == "off":
+        return " (auto; recurrent or attention layers)"
+    return f" (off for {', '.join(kept)}: recurrent or attention layers)"
+
+
 def caption(doc: dict[str, Any]) -> str:
     env, data = doc["environment"], doc["data"]
     protocol = doc["protocol"]
@@ -56,7 +66,7 @@ def caption(doc: dict[str, Any]) -> str:
     text = (f"{env['device_name']} ({env['device']}, {env['threads']} threads), torch {env['torch_version']}; "
             f"data {data['digest']}: {sizes['train']:,}/{sizes['val']:,}/{sizes['test']:,} train/val/test; "
             f"{protocol['epochs']} epochs, batch {protocol['batch_size']}, {seed_text}, "
-            f"amp {protocol['amp']}, channels_last {protocol['channels_last']}. ")
+            f"amp {protocol['amp']}{_amp_exceptions(protocol)}, channels_last {protocol['channels_last']}. ")
     if len(seeds) > 1:
         text += ("Test accuracy: mean ± sample standard deviation over the seeds, and the 95% interval of "
                  "the mean (Student t, cut at 0% and 100%); training time: the mean (h:mm:ss.ff)")
