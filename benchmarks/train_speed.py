@@ -2,14 +2,17 @@
 
 The naive loop: a DataLoader over a TensorDataset (shuffle), `loss.item()` logged every batch,
 default settings (fp32, NCHW), evaluation under no_grad through a DataLoader. archcalc's loop:
-`archcalc.bench.train.train` with its CPU defaults (channels_last, bf16 autocast where the CPU supports
-it, gradient accumulation over cache-sized slices of each batch for conv models, pre-shuffled tensor
-indexing, one synchronization per epoch, inference_mode evaluation). It also runs archcalc's loop
-with each default turned off in turn, to show what each one is worth.
+`archcalc.bench.train.train` with its CPU defaults for that model (channels_last; bf16 autocast where
+the CPU supports it, except for recurrent and attention models; gradient accumulation over
+cache-sized slices of each batch for conv and attention models without BatchNorm; pre-shuffled
+tensor indexing, one synchronization per epoch, inference_mode evaluation). It also runs archcalc's
+loop with each default that applies turned off in turn, to show what each one is worth.
+Models: the four bundled ones (the course CNN and FFNN, the CRNN, the keyword transformer), or the
+names given with --spec.
 Both train the same model from the same initial weights for the same number of epochs on the same
 data. Prints samples/s and the ratio for each model, the test accuracy of both, and the achieved
 GFLOP/s against this machine's measured matrix-multiply peak.
-Usage: python benchmarks/train_speed.py [EPOCHS] [N_TRAIN]
+Usage: python benchmarks/train_speed.py [EPOCHS] [N_TRAIN] [--spec NAME ...]
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import torch
 from torch import nn
 
 from archcalc import analyze, build, bundled_spec, load_spec
-from archcalc.bench.train import TrainConfig, bf16_supported, to_device, train
+from archcalc.analysis.cost import cost
+from archcalc.bench.protocol import sequence_layers
+from archcalc.bench.train import TrainConfig, auto_micro_batch, bf16_supported, to_device, train
 from archcalc.data.arrays import SpeechData
 
 
@@ -85,33 +90,39 @@ def matmul_peak() -> tuple[float, float]:
 
 
 def forward_flops(spec_name: str) -> int:
-    """Forward multiply-adds x 2 per sample, from the architecture (conv and linear layers)."""
-    analysis = analyze(load_spec(bundled_spec(spec_name)))
-    total = 0
-    for row in analysis.layers:
-        if row.type in ("Conv2d", "Linear"):
-            spatial = int(np.prod(row.out_shape[1:])) if row.type == "Conv2d" else 1
-            total += 2 * (row.params - row.out_shape[0]) * spatial
-    return total
+    """Forward multiply-adds x 2 per sample, from the architecture (every layer's MACs: conv, linear,
+    recurrent gates over the time steps, attention projections and its T^2 terms)."""
+    return 2 * int(cost(analyze(load_spec(bundled_spec(spec_name)))).total_macs)
 
 
 def main() -> None:
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    n_train = int(sys.argv[2]) if len(sys.argv) > 2 else 6144
+    args = sys.argv[1:]
+    names = [args[i + 1] for i, a in enumerate(args) if a == "--spec" and i + 1 < len(args)]
+    plain = [a for i, a in enumerate(args) if a != "--spec" and (i == 0 or args[i - 1] != "--spec")]
+    names = names or ["speech_cnn", "speech_ffnn", "speech_crnn", "speech_kwt"]
+    epochs = int(plain[0]) if plain else 2
+    n_train = int(plain[1]) if len(plain) > 1 else 6144
     data = easy_data(n_train)
-    amp = "bf16" if bf16_supported("cpu") else "off"
+    bf16 = bf16_supported("cpu")
     fp32_peak, bf16_peak = matmul_peak()
-    print(f"{torch.get_num_threads()} threads, {n_train} training samples, {epochs} epochs, archcalc amp={amp}")
+    print(f"{torch.get_num_threads()} threads, {n_train} training samples, {epochs} epochs, bf16 "
+          f"{'supported' if bf16 else 'not supported'} by this CPU")
     print(f"measured matmul peak: {fp32_peak:.0f} GFLOP/s fp32, {bf16_peak:.0f} GFLOP/s bf16")
-    for name in ("speech_cnn", "speech_ffnn"):
+    for name in names:
         spec = load_spec(bundled_spec(name))
+        # the defaults `archcalc bench` resolves for this model
+        amp = "bf16" if bf16 and not sequence_layers(analyze(spec)) else "off"
+        micro = auto_micro_batch(build(spec), "cpu")
+        defaults = {"amp": amp, "channels_last": True, "val_every": 0, "micro_batch": micro}
         torch.manual_seed(0)
         naive_rate, naive_acc = naive(build(spec), data, epochs, 0)
-        result = fast(spec, data, TrainConfig(epochs=epochs, amp=amp, channels_last=True, val_every=0))
-        variants = {"micro-batching": {"micro_batch": 0}, "bf16 autocast": {"amp": "off"},
-                    "channels_last": {"channels_last": False}}
-        others = {label: fast(spec, data, TrainConfig(epochs=epochs, **{"amp": amp, "channels_last": True,
-                                                                        "val_every": 0, **change}))
+        result = fast(spec, data, TrainConfig(epochs=epochs, **defaults))
+        variants = {"channels_last": {"channels_last": False}}
+        if micro:
+            variants["micro-batching"] = {"micro_batch": 0}
+        if amp == "bf16":
+            variants["bf16 autocast"] = {"amp": "off"}
+        others = {label: fast(spec, data, TrainConfig(epochs=epochs, **{**defaults, **change}))
                   for label, change in variants.items()}
         flops = 3 * forward_flops(name)  # training step ~ forward + backward (2x forward)
         gflops = result.samples_per_s * flops / 1e9
@@ -119,7 +130,8 @@ def main() -> None:
         print(f"{name:12s} naive {naive_rate:8.0f} samples/s (test acc {naive_acc:.3f}) | archcalc "
               f"{result.samples_per_s:8.0f} samples/s (test acc {result.test_accuracy:.3f}) | "
               f"ratio {result.samples_per_s / naive_rate:.2f}x | {gflops:.0f} GFLOP/s = "
-              f"{100 * gflops / peak:.0f}% of the {amp if amp == 'bf16' else 'fp32'} matmul peak")
+              f"{100 * gflops / peak:.0f}% of the {'bf16' if amp == 'bf16' else 'fp32'} matmul peak "
+              f"(amp {amp}, micro-batch {micro or 'off'})")
         for label, other in others.items():
             print(f"  archcalc's loop without {label:15s} {other.samples_per_s:8.0f} samples/s: "
                   f"the default is {result.samples_per_s / other.samples_per_s:.2f}x faster")

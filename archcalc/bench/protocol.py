@@ -39,7 +39,7 @@ class ModelPlan:
     @property
     def sequence_model(self) -> bool:
         """It has recurrent or attention layers (bf16 autocast is not on for them unless asked)."""
-        return any(row.kind.family in ("recurrent", "attention") for row in self.analysis.layers)
+        return sequence_layers(self.analysis)
 
     @property
     def label(self) -> str:
@@ -53,6 +53,11 @@ class ModelPlan:
     def outputs(self) -> tuple[str, ...] | None:
         """The node to train on: the input of the final Softmax when it is dropped."""
         return (self.analysis.outputs[0].inputs[0],) if self.drop_softmax else None
+
+
+def sequence_layers(analysis: Analysis) -> bool:
+    """The model has recurrent or attention layers."""
+    return any(row.kind.family in ("recurrent", "attention") for row in analysis.layers)
 
 
 def resolve_amp(amp: str, device: str, plan: ModelPlan) -> str:
