@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers such as torch_reference
+# Ray clusters started by the tests listen on the loopback address only, as archcalc's own (Ray reads
+# this when it is imported, so it is set before any test imports Ray)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

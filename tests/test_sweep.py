@@ -276,3 +276,120 @@ def test_without_ray_installed_ray_says_what_to_install(cli, grid, tmp_path, mon
     result = cli("sweep", grid, "--ray", "--out", tmp_path / "x")
     assert result.exit_code == 2
     assert result.stderr == "error: --ray needs Ray, which is not installed: pip install 'archcalc[ray]'\n"
+
+
+# --------------------------------------------------------------------------- --ray [ADDRESS], bound to this machine
+
+def test_ray_takes_an_optional_address():
+    from archcalc.cli.sweep import ray_address_shorthand
+
+    takes = {"--jobs", "--threads", "--device", "--out", "--resume", "--ray-address"}
+    cases = {
+        ("--ray", "g.toml"): ["--ray", "g.toml"],  # the only positional word is the sweep file
+        ("g.toml", "--ray"): ["g.toml", "--ray"],
+        ("--ray", "head:6379", "g.toml"): ["--ray-address", "head:6379", "g.toml"],
+        ("g.toml", "--ray", "auto"): ["g.toml", "--ray-address", "auto"],
+        ("--ray=auto", "g.toml"): ["--ray-address", "auto", "g.toml"],
+        ("--out", "o", "--ray", "g.toml"): ["--out", "o", "--ray", "g.toml"],  # 'o' is --out's value
+        ("--ray", "--out", "o", "g.toml"): ["--ray", "--out", "o", "g.toml"],
+        ("--ray", "h:1", "--", "g.toml"): ["--ray-address", "h:1", "--", "g.toml"],
+    }
+    for args, expected in cases.items():
+        assert ray_address_shorthand(list(args), takes) == expected, args
+
+
+def test_ray_address_on_the_command_line(cli, grid, tmp_path):
+    for args in (["--ray", "head:6379", grid], [grid, "--ray", "head:6379"], ["--ray=head:6379", grid]):
+        result = cli("sweep", *args, "--jobs", "2", "--out", tmp_path / "x")  # parsed, then refused
+        assert result.exit_code == 2 and "--jobs and --ray exclude each other" in result.stderr, result.output
+    result = cli("sweep", "--ray=", grid, "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "--ray-address: empty" in result.stderr, result.output
+
+
+class _FakeRay:
+    """Enough of Ray for ray_session: a local cluster that took a non-loopback address."""
+
+    def __init__(self, address: str):
+        self.address, self.stopped = address, False
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **options):
+        self.options = options
+
+    def get_runtime_context(self):
+        return type("Context", (), {"gcs_address": self.address})()
+
+    def shutdown(self):
+        self.stopped = True
+
+
+@pytest.mark.parametrize("address,refused", [("10.1.2.3:6379", True), ("[::1]:6379", False),
+                                             ("127.0.0.1:40001", False)])
+def test_a_local_cluster_on_another_address_is_refused(monkeypatch, address, refused):
+    from archcalc.bench import executors
+
+    fake = _FakeRay(address)
+    monkeypatch.setattr(executors, "import_ray", lambda local=False: fake)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setattr(fake, "__version__", "2.60.0", raising=False)
+    if refused:
+        with pytest.raises(UsageError, match="took the address 10.1.2.3, reachable from other machines"):
+            with executors.ray_session(None):
+                pass
+        assert fake.stopped
+    else:
+        with executors.ray_session(None):
+            pass
+    assert fake.options["include_dashboard"] is False
+
+
+LISTENING = r'''
+import ipaddress, json
+from archcalc.bench.executors import ray_session
+
+def listening():
+    found = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = open(name).read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A":  # LISTEN
+                found.add((fields[1], fields[9]))
+    return found
+
+def host(hexaddr):
+    raw = hexaddr.split(":")[0]
+    data = b"".join(bytes.fromhex(raw[i:i + 8])[::-1] for i in range(0, len(raw), 8))
+    ip = ipaddress.ip_address(data)
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
+
+before = listening()
+with ray_session(None) as ray:
+    assert ray.get(ray.remote(lambda: 1).remote()) == 1
+    new = listening() - before
+    gcs = ray.get_runtime_context().gcs_address
+print(json.dumps({"gcs": gcs, "hosts": sorted(host(addr) for addr, _ in new)}))
+'''
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads listening sockets from /proc/net")
+def test_a_local_ray_cluster_listens_on_the_loopback_address_only(tmp_path):
+    """archcalc's own local cluster, in a fresh process that has not imported Ray (as the CLI): every
+    socket the cluster listens on is on 127.0.0.1, none on another interface or all of them."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    done = subprocess.run([sys.executable, "-c", LISTENING], capture_output=True, text=True, env=env,
+                          timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["gcs"].startswith("127.0.0.1:")
+    assert len(report["hosts"]) >= 3, report  # the GCS, the raylet and a worker at least
+    assert set(report["hosts"]) == {"127.0.0.1"}, report

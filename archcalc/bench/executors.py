@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -141,11 +142,19 @@ def _stop_pool(pool: Any) -> None:
 # --------------------------------------------------------------------------- --ray
 
 RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'archcalc[ray]'"
+# Ray's switch between a node that can join a cluster of several machines (the default on Linux)
+# and a node of this machine alone (the default on macOS and Windows): with it "0", Ray takes the
+# loopback address as the node's address and every Ray service of the node listens on 127.0.0.1
+# only. Ray reads it once, when it is imported.
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
-def import_ray() -> Any:
+def import_ray(local: bool = False) -> Any:
+    """Ray, imported; ``local``: for a cluster of this machine alone, bound to the loopback address."""
     # Ray's C++ core logs each failed connection attempt to stderr; archcalc says what failed in one line
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault(LOCAL_ONLY_ENV, "0")
     try:
         import ray
     except ImportError:
@@ -160,8 +169,9 @@ def _ray_execute(task: RunTask, data: Any) -> dict[str, Any]:
 @contextmanager
 def ray_session(address: str | None) -> Iterator[Any]:
     """Ray connected: to ``address``, or to a local cluster started here on this machine's cores,
-    without a dashboard and with Ray's token authentication on; shut down after."""
-    ray = import_ray()
+    listening on the loopback address only, without a dashboard and with Ray's token
+    authentication on; shut down after."""
+    ray = import_ray(local=not address)
     if ray.is_initialized():  # a caller (a test, a notebook) started Ray already: use it, leave it running
         yield ray
         return
@@ -176,18 +186,34 @@ def ray_session(address: str | None) -> Iterator[Any]:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise UsageError(f"cannot connect to {where}: {' '.join(str(exc).split())[:300]}") from None
+    if not address:
+        host = ray.get_runtime_context().gcs_address.rsplit(":", 1)[0].strip("[]")
+        if not is_loopback(host):
+            ray.shutdown()
+            raise UsageError(f"the local Ray cluster took the address {host}, reachable from other machines: Ray "
+                             f"was imported before archcalc could keep it on this machine (set {LOCAL_ONLY_ENV}=0 "
+                             "before importing Ray, or start a cluster and pass its address)")
     try:
         yield ray
     finally:
         ray.shutdown()
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 TOKEN_BY_DEFAULT = (2, 59)  # the first Ray whose local clusters turn token authentication on by themselves
 
 
 def check_token_authentication(version: str) -> None:
-    """Refuse to start a local cluster without Ray's token authentication: Ray's services listen on
-    every network interface, and a cluster runs whatever code it is sent."""
+    """Refuse to start a local cluster without Ray's token authentication: a cluster runs whatever
+    code it is sent, and any process of this machine can reach its ports."""
     mode = os.environ.get("RAY_AUTH_MODE")
     if mode is not None and mode != "token":
         raise UsageError(f"RAY_AUTH_MODE={mode} turns Ray's token authentication off: a local cluster would run "

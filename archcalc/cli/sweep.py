@@ -6,13 +6,63 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
 from archcalc import render
 from archcalc.cli.common import JsonOpt, app, literal, reports_errors, resolve_device
 from archcalc.errors import ArchcalcError, UsageError
 
 
-@app.command()
+def ray_address_shorthand(args: list[str], takes_value: set[str]) -> list[str]:
+    """``--ray ADDRESS`` and ``--ray=ADDRESS`` as ``--ray-address ADDRESS``; ``--ray`` alone stays a flag.
+
+    ``sweep`` has exactly one positional argument, the sweep file, so the word after ``--ray`` is an
+    address exactly when another positional word is left for the file: ``--ray head:6379 grid.toml``
+    and ``grid.toml --ray head:6379`` name an address, ``--ray grid.toml`` does not."""
+    def positionals(words: list[str]) -> int:
+        count, skip = 0, False
+        for i, word in enumerate(words):
+            if skip:
+                skip = False
+            elif word == "--":
+                return count + len(words) - i - 1
+            elif word.startswith("-") and word != "-":
+                skip = word in takes_value
+            else:
+                count += 1
+        return count
+
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            return out + args[i:]
+        if word.startswith("--ray="):
+            out += ["--ray-address", word.split("=", 1)[1]]
+        elif word == "--ray" and i + 1 < len(args) and not args[i + 1].startswith("-") \
+                and positionals(out) + positionals(args[i + 2:]) >= 1:
+            out += ["--ray-address", args[i + 1]]
+            i += 1
+        else:
+            out.append(word)
+            if word in takes_value and i + 1 < len(args):
+                out.append(args[i + 1])
+                i += 1
+        i += 1
+    return out
+
+
+class SweepCommand(TyperCommand):
+    """The sweep command, reading ``--ray [ADDRESS]``: an option whose value may be left out."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        takes_value = {opt for param in self.params if isinstance(param, TyperOption) and not param.is_flag
+                       for opt in param.opts}
+        return super().parse_args(ctx, ray_address_shorthand(list(args), takes_value))
+
+
+@app.command(cls=SweepCommand)
 @reports_errors
 def sweep(
     file: Annotated[Path, typer.Argument(help=literal("The sweep file (TOML): [grid], [train] and [data]."),
@@ -22,9 +72,10 @@ def sweep(
                     "between them (max(1, cores // N) torch threads).")] = 1,
     ray: Annotated[bool, typer.Option(
         "--ray", help="Run every run as a Ray task: on a local Ray cluster started for the sweep (this "
-                      "machine's cores, no dashboard, token authentication on), or on --ray-address.")] = False,
+                      "machine's cores, bound to this machine, no dashboard, token authentication on), or, "
+                      "as --ray ADDRESS, on a running cluster.")] = False,
     ray_address: Annotated[str | None, typer.Option(
-        help="The head of a running Ray cluster (host:port, or auto); implies --ray.")] = None,
+        help="The head of a running Ray cluster (host:port, or auto), the same as --ray ADDRESS.")] = None,
     threads: Annotated[int | None, typer.Option(
         min=1, help="Torch threads per run (default: cores // --jobs; 1 per Ray task, its CPU request). "
                     "Runs are bit-identical across executors at the same thread count.")] = None,
@@ -43,12 +94,14 @@ def sweep(
     from archcalc.pytorch.build import import_torch
 
     import_torch("sweep", "")
+    if ray_address is not None and not ray_address.strip():
+        raise UsageError("--ray-address: empty; give host:port or auto, or --ray alone for a local cluster")
     ray = ray or ray_address is not None
     if ray and jobs != 1:
         raise UsageError("--jobs and --ray exclude each other: a Ray cluster runs as many runs at once as its "
                          "CPUs allow, each asking for --threads of them")
     if ray:
-        import_ray()  # say what to install before any work
+        import_ray(local=ray_address is None)  # say what to install before any work
     run_device = resolve_device(device)
     sweep_file = read_sweep(file)
     out_dir = _out_dir(out or (None if resume else
