@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 
-from test_bench import easy_data
-
 import pytest
+from test_bench import easy_data
 
 from archcalc.bench.protocol import plan_models, resolve_amp
 from archcalc.bench.train import auto_micro_batch, bf16_supported
+from archcalc.data.arrays import save_npz
 from archcalc.pytorch.build import build
 from archcalc.spec.reader import bundled_spec, load_spec
-from archcalc.data.arrays import save_npz
 
 
 def test_sequence_models_train_in_float32_by_default(cli, tmp_path):

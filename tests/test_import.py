@@ -447,13 +447,11 @@ def test_parsers():
 
 def test_export_onnx_needs_onnx_or_says_so(cli, tmp_path):
     try:
-        import onnx  # noqa: F401
+        import onnx
     except ImportError:
         result = cli("export", "--format", "onnx", "--out", tmp_path / "m.onnx")
         assert result.exit_code == 2 and "pip install 'archcalc[onnx]'" in result.stderr
     else:
-        import onnx
-
         assert cli("export", "--format", "onnx", "--out", tmp_path / "m.onnx").exit_code == 0
         model = onnx.load(str(tmp_path / "m.onnx"))
         onnx.checker.check_model(model)

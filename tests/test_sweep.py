@@ -335,9 +335,9 @@ def test_a_local_cluster_on_another_address_is_refused(monkeypatch, address, ref
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     monkeypatch.setattr(fake, "__version__", "2.60.0", raising=False)
     if refused:
-        with pytest.raises(UsageError, match="took the address 10.1.2.3, reachable from other machines"):
-            with executors.ray_session(None):
-                pass
+        with pytest.raises(UsageError, match="took the address 10.1.2.3, reachable from other machines"), \
+                executors.ray_session(None):
+            pass
         assert fake.stopped
     else:
         with executors.ray_session(None):
@@ -387,9 +387,31 @@ def test_a_local_ray_cluster_listens_on_the_loopback_address_only(tmp_path):
     pytest.importorskip("ray")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     done = subprocess.run([sys.executable, "-c", LISTENING], capture_output=True, text=True, env=env,
-                          timeout=240, cwd=tmp_path)
+                          timeout=240, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["gcs"].startswith("127.0.0.1:")
     assert len(report["hosts"]) >= 3, report  # the GCS, the raylet and a worker at least
     assert set(report["hosts"]) == {"127.0.0.1"}, report
+
+
+def test_ray_asks_one_gpu_per_run_for_cuda(cli, grid, tmp_path, monkeypatch):
+    """No GPU here: the request Ray receives is what is checked (each run a task with num_gpus=1)."""
+    from archcalc.bench import executors
+    from archcalc.cli import sweep as sweep_cli
+
+    seen = {}
+
+    def fake_run_ray(tasks, data, threads, gpus, on_done, address):
+        seen.update(devices={t.config.device for t in tasks}, threads=threads, gpus=gpus, n=len(tasks))
+        return {"address": "fake", "resources": {"CPU": 2.0, "GPU": 1.0}}
+
+    from archcalc.bench import protocol
+
+    cpu_environment = protocol.environment
+    monkeypatch.setattr(protocol, "environment", lambda device: {**cpu_environment("cpu"), "device": device})
+    monkeypatch.setattr(sweep_cli, "resolve_device", lambda device: "cuda")
+    monkeypatch.setattr(executors, "run_ray", fake_run_ray)
+    monkeypatch.setattr(executors, "import_ray", lambda local=False: None)
+    cli("sweep", grid, "--ray", "--device", "cuda", "--out", tmp_path / "g")
+    assert seen == {"devices": {"cuda"}, "threads": 1, "gpus": 1.0, "n": 4}

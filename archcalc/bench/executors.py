@@ -163,7 +163,12 @@ def import_ray(local: bool = False) -> Any:
 
 
 def _ray_execute(task: RunTask, data: Any) -> dict[str, Any]:
-    return _safe_execute(task, data)
+    import ray
+
+    record = _safe_execute(task, data)
+    if "worker" in record:  # several nodes may share a host name: the Ray node that ran the run
+        record["worker"]["ray_node"] = ray.get_runtime_context().get_node_id()
+    return record
 
 
 @contextmanager
@@ -231,8 +236,9 @@ def run_ray(tasks: list[RunTask], data: Any, threads: int, gpus: float, on_done:
     the cluster offered: its address and resources."""
     with ray_session(address) as ray:
         data_ref = ray.put(data)
+        # SPREAD: runs go to every node of a cluster from the start, rather than filling this one first
         remote = ray.remote(_ray_execute).options(num_cpus=threads, num_gpus=gpus, max_retries=retries,
-                                                  name="archcalc_run")
+                                                  name="archcalc_run", scheduling_strategy="SPREAD")
         pending = [remote.remote(task, data_ref) for task in tasks]
         cluster = {"address": ray.get_runtime_context().gcs_address,
                    "resources": {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}}

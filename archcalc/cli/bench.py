@@ -51,15 +51,17 @@ def bench(
     adam_weight_decay: Annotated[float | None, typer.Option(
         min=0.0, help=literal("Adam weight decay (default: [train] adam_weight_decay, else 0)."))] = None,
     device: Annotated[str, typer.Option(help="auto (cuda when available), cpu or cuda.")] = "auto",
-    amp: Annotated[str, typer.Option(help="auto (bf16 on a CPU that supports it), bf16 or off.")] = "auto",
+    amp: Annotated[str, typer.Option(help="auto (bf16 on a CPU that supports it, except for models with recurrent or attention "
+                              "layers), bf16 or off.")] = "auto",
     channels_last: Annotated[bool, typer.Option(
         "--channels-last/--no-channels-last", help="NHWC memory layout for conv models.")] = True,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (timed apart).")]
     = False,
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads.")] = None,
     micro_batch: Annotated[int, typer.Option(
-        min=-1, help="Accumulate each batch over slices of N samples (-1: auto, 32 for conv models "
-                     "without BatchNorm on a CPU; 0: off). Same gradient, cache-sized activations.")] = -1,
+        min=-1, help="Accumulate each batch over slices of N samples (-1: auto, on a CPU for models "
+                     "without BatchNorm: 32 for conv, 64 for attention models; 0: off). Same gradient, "
+                     "cache-sized activations.")] = -1,
     val_every: Annotated[int, typer.Option(min=0, help="Validate every N iterations (0: once per epoch).")]
     = 1,
     drop_final_softmax: Annotated[bool, typer.Option(
