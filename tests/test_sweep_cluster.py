@@ -17,10 +17,11 @@ def test_a_sweep_on_a_running_cluster_of_two_nodes(cli, grid, tmp_path):  # noqa
     if ray.is_initialized():
         pytest.skip("another Ray session is open in this process")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    address = cluster.address
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        result = cli("sweep", grid, "--ray", cluster.address, "--threads", "1", "--out", tmp_path / "r")
+        result = cli("sweep", grid, "--ray", address, "--threads", "1", "--out", tmp_path / "r")
         assert result.exit_code == 0, result.output
     finally:
         if ray.is_initialized():
@@ -29,7 +30,7 @@ def test_a_sweep_on_a_running_cluster_of_two_nodes(cli, grid, tmp_path):  # noqa
     doc = results(tmp_path / "r")
     assert [r["id"] for r in doc["runs"]] == IDS and doc["complete"]
     session = doc["sweep"]["sessions"][0]
-    assert session["executor"] == "ray" and session["cluster"]["address"] == cluster.address
+    assert session["executor"] == "ray" and session["cluster"]["address"] == address
     assert session["cluster"]["resources"]["CPU"] == 2
     assert len({r["worker"]["ray_node"] for r in doc["runs"]}) == 2  # both nodes ran runs
     here = cli("sweep", grid, "--threads", "1", "--out", tmp_path / "here", "--json")
