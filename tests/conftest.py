@@ -5,12 +5,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers such as torch_reference
 # Ray clusters started by the tests listen on the loopback address only, as archcalc's own (Ray reads
 # this when it is imported, so it is set before any test imports Ray)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+# Property tests: the same examples on every run by default, so that a suite that passed passes again
+# (CI); HYPOTHESIS_PROFILE=explore draws new random architectures on every run to look for bugs.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
