@@ -51,8 +51,9 @@ def bench(
     adam_weight_decay: Annotated[float | None, typer.Option(
         min=0.0, help=literal("Adam weight decay (default: [train] adam_weight_decay, else 0)."))] = None,
     device: Annotated[str, typer.Option(help="auto (cuda when available), cpu or cuda.")] = "auto",
-    amp: Annotated[str, typer.Option(help="auto (bf16 on a CPU that supports it, except for models with recurrent or attention "
-                              "layers), bf16 or off.")] = "auto",
+    amp: Annotated[str, typer.Option(
+        help="auto (bf16 on a CPU that supports it, except for models with recurrent or attention layers), "
+             "bf16 or off.")] = "auto",
     channels_last: Annotated[bool, typer.Option(
         "--channels-last/--no-channels-last", help="NHWC memory layout for conv models.")] = True,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (timed apart).")]
