@@ -28,6 +28,22 @@ from archcalc.symbolic import (
 )
 
 T = symbol("T")
+HANG = 120  # seconds: a guard against a hang only; how fast these are is benchmarks/large_spec.py's to say
+
+
+@pytest.fixture
+def no_slow_sympy(monkeypatch):
+    """sympy's simplify, equals and solve are exponential in the depth of nested floors (simplify took
+    18 s on 12 levels here): the comparison must never reach them, whatever the machine's speed."""
+    import sympy
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sympy's simplify/equals/solve was called on a size expression")
+
+    for name in ("simplify", "nsimplify", "solve"):
+        monkeypatch.setattr(sympy, name, refuse)
+    for name in ("simplify", "equals"):
+        monkeypatch.setattr(sympy.Expr, name, refuse)
 
 
 def spec_text(expr: str, value: int | None = 101) -> str:
@@ -102,18 +118,18 @@ def test_limits_are_inclusive():
 
 # --------------------------------------------------------------------------- bounded comparison
 
-def test_twelve_nested_floors_are_proven_fast(cli, write_spec):
+def test_twelve_nested_floors_are_proven_fast(cli, write_spec, no_slow_sympy):
     path = write_spec(pools(12, nested(12)))
     start = time.perf_counter()
     result = cli("check", "--no-torch", path)
     elapsed = time.perf_counter() - start
     assert result.exit_code == 0, result.output
-    assert elapsed < 6, elapsed  # sympy's simplify took 18 s here, and minutes a few levels deeper
+    assert elapsed < HANG, elapsed
     (check,) = check_expectations(analyze(parse_spec(pools(12, nested(12)))))
     assert check.ok and check.note == ""  # proven, not sampled
 
 
-def test_deepest_allowed_nesting_is_fast():
+def test_deepest_allowed_nesting_is_fast(no_slow_sympy):
     levels = MAX_DEPTH - 2
     start = time.perf_counter()
     expected = parse_size_expr(nested(levels), {"T"})
@@ -122,10 +138,10 @@ def test_deepest_allowed_nesting_is_fast():
         actual = floor_out(actual, 2, 2, 0, 1, bool(i % 2))
     assert proven_equal(expected, actual)
     assert not proven_equal(expected, actual + 1)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < HANG
 
 
-def test_unprovable_equality_says_it_was_evaluated():
+def test_unprovable_equality_says_it_was_evaluated(no_slow_sympy):
     # floor(T/2) + floor((T+1)/2) == T is true, but not in the normal form
     inner = "(floor(T/2) + floor((T+1)/2))"
     start = time.perf_counter()
@@ -137,15 +153,15 @@ def test_unprovable_equality_says_it_was_evaluated():
     assert check.ok and check.note == "at T=7"
     (check,) = check_expectations(analyze(parse_spec(spec_text("2*floor(T/2)", None))))
     assert not check.ok and check.note == "axis 1: 0 != 1 at T=1"
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < HANG
 
 
-def test_a_product_too_large_to_expand_is_evaluated():
+def test_a_product_too_large_to_expand_is_evaluated(no_slow_sympy):
     factors = "*".join(f"(T + {k})" for k in range(1, 40))
     expr = parse_size_expr(f"floor({factors}/7) + {factors}*(T+H)", {"T", "H"})
     start = time.perf_counter()
     assert not proven_equal(expr, expr + 1) and not proven_equal(expr, expr - expr + T)
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < HANG
 
 
 def test_a_constant_that_is_not_an_integer_fails_the_check(cli, write_spec):
