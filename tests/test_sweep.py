@@ -415,3 +415,29 @@ def test_ray_asks_one_gpu_per_run_for_cuda(cli, grid, tmp_path, monkeypatch):
     monkeypatch.setattr(executors, "import_ray", lambda local=False: None)
     cli("sweep", grid, "--ray", "--device", "cuda", "--out", tmp_path / "g")
     assert seen == {"devices": {"cuda"}, "threads": 1, "gpus": 1.0, "n": 4}
+
+
+class _RefusingRay(_FakeRay):
+    """A cluster that refuses the token: Ray's C++ client writes to fd 2, then init raises."""
+
+    def init(self, **options):
+        os.write(2, b"[W gcs_client.cc:210] Failed to get cluster ID: Unauthenticated: InvalidAuthToken\n")
+        raise ConnectionError("Failed to connect to Ray cluster at head:6379")
+
+
+def test_a_refused_token_is_one_line_saying_so(monkeypatch, capfd):
+    from archcalc.bench import executors
+
+    monkeypatch.setattr(executors, "import_ray", lambda local=False: _RefusingRay("head:6379"))
+    with pytest.raises(UsageError) as caught, executors.ray_session("head:6379"):
+        pass
+    assert str(caught.value) == ("cannot connect to the Ray cluster at head:6379: Failed to connect to Ray cluster "
+                                 "at head:6379 (it refused this machine's authentication token: set "
+                                 "RAY_AUTH_MODE=token and copy the head's ~/.ray/auth_token here)")
+    assert "gcs_client" not in capfd.readouterr().err  # Ray's own lines are held back
+    fake = _FakeRay("head:6379")
+    fake.init = lambda **options: os.write(2, b"a warning Ray printed\n")
+    monkeypatch.setattr(executors, "import_ray", lambda local=False: fake)
+    with executors.ray_session("head:6379"):
+        pass
+    assert "a warning Ray printed" in capfd.readouterr().err  # given back when the connection works

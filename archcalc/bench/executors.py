@@ -183,14 +183,21 @@ def ray_session(address: str | None) -> Iterator[Any]:
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if not address:
         check_token_authentication(ray.__version__)
-    try:
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
-        raise UsageError(f"cannot connect to {where}: {' '.join(str(exc).split())[:300]}") from None
+    # connecting to a running cluster starts no process here, so the stderr held back is Ray's client's
+    with captured_stderr(address is not None) as logged:
+        try:
+            if address:
+                ray.init(address=address, **options)
+            else:
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            logged.failed = True
+            where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+            reason = ""
+            if "InvalidAuthToken" in logged.text() or "Unauthenticated" in logged.text():
+                reason = (" (it refused this machine's authentication token: set RAY_AUTH_MODE=token and copy "
+                          "the head's ~/.ray/auth_token here)")
+            raise UsageError(f"cannot connect to {where}: {' '.join(str(exc).split())[:300]}{reason}") from None
     if not address:
         host = ray.get_runtime_context().gcs_address.rsplit(":", 1)[0].strip("[]")
         if not is_loopback(host):
@@ -202,6 +209,46 @@ def ray_session(address: str | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+class _Captured:
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.failed = handle, False
+
+    def text(self) -> str:
+        if self.handle is None:
+            return ""
+        self.handle.flush()
+        self.handle.seek(0)
+        return self.handle.read().decode(errors="replace")  # type: ignore[no-any-return]
+
+
+@contextmanager
+def captured_stderr(active: bool = True) -> Iterator[_Captured]:
+    """What Ray's C++ core writes to the process's stderr while connecting (a line per failed attempt,
+    whatever the log level), held back: given back as it was when the connection works, left out
+    when it fails, where archcalc says in one line what failed."""
+    import tempfile
+
+    if not active:
+        yield _Captured(None)
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as handle:
+        saved = os.dup(2)
+        os.dup2(handle.fileno(), 2)
+        captured = _Captured(handle)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not captured.failed:
+                text = captured.text()
+                if text:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
 
 
 def is_loopback(host: str) -> bool:
