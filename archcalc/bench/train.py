@@ -279,7 +279,7 @@ def _forward(model: Any, x: torch.Tensor) -> torch.Tensor:
 
 def auto_micro_batch(model: nn.Module, device: str) -> int:
     """On a CPU, for models without batch statistics: 32 for conv models, 64 for attention models,
-    whose activations then fit in cache (measured 1.6-1.9x faster for the course CNN, 1.8x for
+    whose activations then fit in cache (measured 1.6-1.9x faster for the course CNN, 1.4-1.8x for
     the keyword transformer); off where it would change the maths (BatchNorm normalizes over the
     batch) or gains nothing (GPU, linear-only and recurrent models). With dropout each slice
     draws its own masks: the same distribution, not the same masks as one pass over the batch."""
