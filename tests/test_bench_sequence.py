@@ -84,3 +84,21 @@ def test_micro_batched_transformer_gets_the_same_weights_without_dropout():
         weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
     for name, value in weights[0].items():
         assert torch.allclose(value, weights[1][name], rtol=1e-4, atol=1e-5), name
+
+
+@pytest.mark.skipif(not bf16_supported("cpu"), reason="this CPU has no bf16")
+def test_resume_refuses_another_autocast_for_a_finished_run(cli, tmp_path):
+    data = save_npz(easy_data(n=24), tmp_path / "easy.npz")
+    out = tmp_path / "run"
+    args = ("bench", "--spec", "speech_cnn", "--spec", "speech_kwt", "--data", data, "--epochs", "1",
+            "--optimizer", "adam")
+    assert cli(*args, "--out", out).exit_code == 0  # auto: bf16 for the CNN, float32 for the transformer
+    doc = json.loads((out / "results.json").read_text())
+    unfinished = {**doc, "runs": doc["runs"][:1], "complete": False}  # the transformer's run not finished
+    (out / "results.json").write_text(json.dumps(unfinished))
+    result = cli(*args, "--amp", "bf16", "--resume", out)  # would train the transformer in bf16
+    assert result.exit_code == 2 and "used amp_off_for ['speech_kwt'], this bench []" in result.stderr, result.output
+    doc["runs"][0]["result"]["config"]["amp"] = "off"  # a finished run recorded with another autocast
+    (out / "results.json").write_text(json.dumps({**doc, "complete": False}))
+    result = cli(*args, "--resume", out)
+    assert result.exit_code == 2 and "speech_cnn/adam ran with amp off, this bench bf16" in result.stderr, result.output

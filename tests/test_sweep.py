@@ -441,3 +441,25 @@ def test_a_refused_token_is_one_line_saying_so(monkeypatch, capfd):
     with executors.ray_session("head:6379"):
         pass
     assert "a warning Ray printed" in capfd.readouterr().err  # given back when the connection works
+
+
+def test_a_ray_error_while_connecting_is_one_line(monkeypatch):
+    from archcalc.bench import executors
+
+    class AuthenticationError(Exception):
+        pass
+
+    class Exceptions:
+        RayError = AuthenticationError
+
+    fake = _FakeRay("head:6379")
+    fake.exceptions = Exceptions
+
+    def init(**options):
+        raise AuthenticationError("RAY_AUTH_MODE is token but no token was found")
+
+    fake.init = init
+    monkeypatch.setattr(executors, "import_ray", lambda local=False: fake)
+    with pytest.raises(UsageError, match="cannot connect to the Ray cluster at head:6379: RAY_AUTH_MODE is token"), \
+            executors.ray_session("head:6379"):
+        pass

@@ -190,7 +190,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
                 ray.init(address=address, **options)
             else:
                 ray.init(address="local", num_cpus=os.cpu_count() or 1, **options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (ConnectionError, RuntimeError, ValueError, OSError, _ray_error(ray)) as exc:
             logged.failed = True
             where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
             reason = ""
@@ -209,6 +209,12 @@ def ray_session(address: str | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _ray_error(ray: Any) -> type[BaseException]:
+    """Ray's own exception base (an authentication error is one), or one that never matches."""
+    found = getattr(getattr(ray, "exceptions", None), "RayError", None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else ConnectionError
 
 
 class _Captured:

@@ -252,6 +252,8 @@ def check_same_protocol(old: dict[str, Any], new: dict[str, Any], source: str) -
     # a key the older file does not record (added since) cannot be compared
     pairs += [(key, value, new["protocol"].get(key)) for key, value in old["protocol"].items()
               if key in new["protocol"]]
+    if "amp_off_for" not in old["protocol"] or "amp_off_for" not in new["protocol"]:  # none: every model alike
+        pairs.append(("amp_off_for", old["protocol"].get("amp_off_for", []), new["protocol"].get("amp_off_for", [])))
     if "seeds" in new["protocol"] and "seeds" not in old["protocol"]:  # written before several seeds
         pairs.append(("seeds", [old["protocol"].get("seed")], new["protocol"]["seeds"]))
     pairs.sort(key=lambda pair: pair[0] != "seeds")  # the list of seeds says more than its first one
@@ -278,7 +280,7 @@ def check_finished_runs(plans: list[ModelPlan], optimizers: list[str], base: Any
 
 def check_recorded_config(rid: str, optimizer: str, recorded: dict[str, Any], now: Any, source: str) -> None:
     """The first setting in which a finished run's recorded config differs from ``now`` is an error."""
-    for key in ("epochs", "batch_size", "seed"):
+    for key in ("epochs", "batch_size", "seed", "amp"):
         if key in recorded and recorded[key] != getattr(now, key):
             raise UsageError(f"cannot resume: {rid} ran with {key} {recorded[key]}, "
                              f"this bench {getattr(now, key)}", source=source)
